@@ -66,11 +66,30 @@ def _escape(s: str) -> str:
     return escape(s)
 
 
-def main(argv: list[str] | None = None) -> None:
-    import click
+def _click_exceptions():
+    """Typer >= 0.29 vendors click as `typer._click`; accept both that and a plain click."""
+    mods = []
+    try:
+        from typer._click import exceptions as vendored
 
+        mods.append(vendored)
+    except ImportError:
+        pass
+    try:
+        from click import exceptions as plain
+
+        mods.append(plain)
+    except ImportError:
+        pass
+    get = lambda name: tuple(getattr(m, name) for m in mods if hasattr(m, name))  # noqa: E731
+    return get("Exit"), get("Abort"), get("ClickException")
+
+
+def main(argv: list[str] | None = None) -> None:
     from r1cli.console import debug_enabled
     from r1cli.errors import EXIT_STAGE, EXIT_USAGE, R1Error
+
+    ClickExit, ClickAbort, ClickError = _click_exceptions()
 
     args = sys.argv[1:] if argv is None else argv
     if "--debug" in args:
@@ -78,11 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = app(args=args, prog_name="r1", standalone_mode=False)
         code = rc if isinstance(rc, int) else 0
-    except click.exceptions.Exit as e:
+    except ClickExit as e:
         code = e.exit_code
-    except click.exceptions.Abort:
+    except ClickAbort:
         code = _fail(130, "aborted")
-    except click.ClickException as e:  # usage errors: unknown option, missing argument, bad choice
+    except ClickError as e:  # usage errors: unknown option, missing argument, bad choice
         code = _fail(EXIT_USAGE, _escape(e.format_message()), "add --help to see the options")
     except R1Error as e:
         if debug_enabled():

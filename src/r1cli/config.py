@@ -197,8 +197,8 @@ def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         if k not in known:
             close = _closest(k, list(known))
             raise ConfigError(
-                f"unknown config key {prefix}{k!r}",
-                hint=(f"did you mean {prefix}{close!r}? " if close else "")
+                f"unknown config key '{prefix}{k}'",
+                hint=(f"did you mean '{prefix}{close}'? " if close else "")
                 + f"`r1 <stage> --print-config` lists the keys of {cls.__name__}",
             )
         kwargs[k] = coerce(v, hints.get(k, Any), prefix + k)
