@@ -160,3 +160,31 @@ class EvalConfig(ModelArgs):
         _check(self.max_new_tokens > 0, f"max_new_tokens must be > 0, got {self.max_new_tokens}")
         _check(self.batch_size > 0, f"batch_size must be > 0, got {self.batch_size}")
         _check(len(self.benchmarks) > 0, "benchmarks is empty: pass --benchmark NAME")
+
+
+@dataclass
+class TrainerOverrides:
+    """Defaults r1cli changes in TRL's trainer configs (mixin placed before the TRL class in the bases).
+
+    - `bf16`: TRL turns it on whenever fp16 is off, which fails on CPU; here `None` means "bf16 when a CUDA
+      device supports it, else fp32" (resolved by `resolve_precision` before TRL's `__post_init__`).
+    - `gradient_checkpointing`: off by default (TRL: on); the GPU recipes turn it on.
+    - `report_to`: `none` by default; set tensorboard / wandb / trackio in a recipe.
+    """
+
+    bf16: Optional[bool] = field(
+        default=None, metadata={"help": "bf16 mixed precision; null = on when the GPU supports it, off on CPU."}
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Trade compute for memory (recommended on GPU for >= 1B models)."}
+    )
+    report_to: Optional[str] = field(
+        default="none", metadata={"help": "Experiment tracker: none, tensorboard, wandb, trackio."}
+    )
+
+    def resolve_precision(self) -> None:
+        if self.bf16 is None:
+            import torch
+
+            fp16 = bool(getattr(self, "fp16", False))
+            self.bf16 = (not fp16) and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
