@@ -212,6 +212,7 @@ class RunDir:
         self.started = time.time()
         self.timings: dict[str, float] = {}
         self.inputs: list[InputRef] = []
+        self.resume = False  # set by prepare(): the stage continues an interrupted run
 
     @classmethod
     def prepare(cls, path: str | Path, stage: str, kind: Kind, *, overwrite: bool = False, resume: bool = False) -> RunDir:
@@ -239,6 +240,7 @@ class RunDir:
                 )
         p.mkdir(parents=True, exist_ok=True)
         rd = cls(p, stage, kind)
+        rd.resume = resume
         if resume:
             # a resumed run is not complete until it finishes again
             (p / MANIFEST).unlink(missing_ok=True)

@@ -1,0 +1,23 @@
+"""`r1 coldstart`: SFT on a small set of long, readable chain-of-thought examples (paper §2.3.1).
+
+Reads top to bottom: resolve the input dataset -> shape rows into prompt/completion -> TRL SFTTrainer ->
+save the model (or LoRA adapter) to `<output>/model`. The config is `ColdstartConfig` (TRL's SFTConfig + r1cli).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from r1cli.data_io import load_dataset_input
+from r1cli.errors import ConfigError
+from r1cli.stages.sft import train_sft
+
+
+def run(cfg: Any, run: Any) -> dict[str, Any]:
+    if not cfg.input:
+        raise ConfigError("r1 coldstart needs training data", hint="pass --input DATASET (e.g. from `r1 data --cold-start`)")
+    ds, ref = load_dataset_input(cfg.input, columns=cfg.columns)
+    run.add_input(ref)
+    with run.timed("train"):
+        metrics = train_sft(cfg, run, ds, resume=run.resume)
+    return {"metrics": metrics}
