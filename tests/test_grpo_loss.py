@@ -63,7 +63,9 @@ def test_nan_rewards_are_left_out_of_the_baseline():
     assert a[1] == 0 and not torch.isnan(a).any()
     m, s = 2 / 3, statistics.stdev([1.0, 0.0, 1.0])
     assert a[0].item() == pytest.approx((1 - m) / (s + 1e-4), abs=1e-5)
-    assert zero_variance_groups(torch.tensor([1.0, float("nan"), float("nan"), float("nan")]), 4).tolist() == [True]
+    assert zero_variance_groups(
+        torch.tensor([1.0, float("nan"), float("nan"), float("nan")]), 4
+    ).tolist() == [True]
     assert torch.all(compute_advantages(torch.full((4,), float("nan")), 2) == 0)
 
 
@@ -141,7 +143,9 @@ def test_clip_higher_widens_only_the_upper_bound():
     old = torch.zeros(2, 1)
     logp = torch.tensor([[math.log(1.25)], [math.log(0.75)]], requires_grad=True)
     adv = torch.tensor([1.0, -1.0])
-    loss, m = grpo_loss(logp, old, None, adv, torch.ones(2, 1), epsilon=0.2, epsilon_high=0.28, loss_type="bnpo")
+    loss, m = grpo_loss(
+        logp, old, None, adv, torch.ones(2, 1), epsilon=0.2, epsilon_high=0.28, loss_type="bnpo"
+    )
     # 1.25 < 1.28: not clipped; 0.75 < 0.8: clipped low
     assert loss.item() == pytest.approx(-(1.25 - 0.8) / 2, abs=1e-6)
     assert m["clip_ratio/high_mean"].item() == 0 and m["clip_ratio/low_mean"].item() == 0.5
@@ -191,7 +195,16 @@ def test_matches_naive_loop_on_random_inputs(loss_type, seed):
     kw = dict(epsilon=0.2, epsilon_high=0.28, beta=0.04, loss_type=loss_type, max_completion_length=T)
     loss, m = grpo_loss(logp, old, ref, adv, mask, truncated=truncated, **kw)
     want = _naive(
-        logp.tolist(), old.tolist(), ref.tolist(), adv.tolist(), mask.tolist(), 0.2, 0.28, 0.04, loss_type, T,
+        logp.tolist(),
+        old.tolist(),
+        ref.tolist(),
+        adv.tolist(),
+        mask.tolist(),
+        0.2,
+        0.28,
+        0.04,
+        loss_type,
+        T,
         truncated.tolist(),
     )
     assert loss.item() == pytest.approx(want, rel=1e-10, abs=1e-12)
@@ -220,7 +233,9 @@ def test_autograd_matches_finite_differences(loss_type):
     g = torch.Generator().manual_seed(4)
     B, T = 4, 3
     logp = (-torch.rand(B, T, generator=g, dtype=torch.float64)).requires_grad_(True)
-    old = logp.detach() + torch.randn(B, T, generator=g, dtype=torch.float64) * 0.05  # stay off the clip kinks
+    old = (
+        logp.detach() + torch.randn(B, T, generator=g, dtype=torch.float64) * 0.05
+    )  # stay off the clip kinks
     ref = logp.detach() + torch.randn(B, T, generator=g, dtype=torch.float64) * 0.3
     adv = torch.randn(B, generator=g, dtype=torch.float64)
     mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]])
@@ -234,9 +249,9 @@ def test_autograd_matches_finite_differences(loss_type):
             up, down = logp.detach().clone(), logp.detach().clone()
             up[i, t] += h
             down[i, t] -= h
-            fd[i, t] = (grpo_loss(up, old, ref, adv, mask, **kw)[0] - grpo_loss(down, old, ref, adv, mask, **kw)[0]) / (
-                2 * h
-            )
+            fd[i, t] = (
+                grpo_loss(up, old, ref, adv, mask, **kw)[0] - grpo_loss(down, old, ref, adv, mask, **kw)[0]
+            ) / (2 * h)
     assert torch.allclose(grad, fd, atol=1e-8)
     assert torch.all(grad[mask == 0] == 0)
 
@@ -259,7 +274,9 @@ def test_padding_and_truncated_completions_do_not_count():
 
     truncated = torch.tensor([False, False, True, False])
     for lt in ("grpo", "bnpo", "dr_grpo", "dapo"):
-        loss_t, m = grpo_loss(logp, old, None, adv, mask, truncated=truncated, loss_type=lt, max_completion_length=T)
+        loss_t, m = grpo_loss(
+            logp, old, None, adv, mask, truncated=truncated, loss_type=lt, max_completion_length=T
+        )
         mask2 = mask.clone()
         mask2[2] = 0
         loss_m, _ = grpo_loss(logp, old, None, adv, mask2, loss_type=lt, max_completion_length=T)
