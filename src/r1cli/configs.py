@@ -132,20 +132,37 @@ class EvalConfig(ModelArgs):
     columns: dict[str, str] = field(
         default_factory=dict, metadata={"help": "Column mapping for custom benchmarks, e.g. {prompt: question}."}
     )
-    k: int = field(default=4, metadata={"help": "Samples per problem (the paper uses 64 for AIME)."})
+    task_params: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "Difficulty knobs of built-in task benchmarks, e.g. {max_terms: 4}."}
+    )
+    k: Optional[int] = field(
+        default=None, metadata={"help": "Samples per problem; null = the protocol's (64 for aime24, else 4)."}
+    )
     limit: Optional[int] = field(default=None, metadata={"help": "Evaluate only the first N problems."})
     temperature: float = field(default=0.6, metadata={"help": "Sampling temperature (paper: 0.6)."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling (paper: 0.95)."})
     max_new_tokens: int = field(default=1024, metadata={"help": "Generation budget per completion."})
-    batch_size: int = field(default=64, metadata={"help": "Rows generated at once."})
+    batch_size: Optional[int] = field(
+        default=None, metadata={"help": "Rows decoded at once; null = as many as memory allows."}
+    )
     template: Literal["chat", "r1-zero", "plain", "auto"] = field(
-        default="auto", metadata={"help": "Prompt template; auto = the task's own for built-in tasks, else chat."}
+        default="auto",
+        metadata={
+            "help": "Prompt template; auto = chat without instruction for built-in tasks, chat with the "
+            "instruction for math benchmarks (r1-zero when the tokenizer has no chat template)."
+        },
     )
     instruction: Optional[str] = field(
         default="Please reason step by step, and put your final answer within \\boxed{}.",
         metadata={"help": "Appended to the user turn (null to disable)."},
     )
-    think_prefix: bool = field(default=False, metadata={"help": "Prefill `<think>\\n` after the generation prompt."})
+    think_prefix: bool = field(
+        default=False,
+        metadata={
+            "help": "Prefill `<think>\\n` after the generation prompt (R1-style chat templates that already end "
+            "with it are detected either way; the prefix is put back before format scoring)."
+        },
+    )
     backend: Literal["hf", "vllm"] = field(default="hf", metadata={"help": "Generation backend."})
     oracle: bool = field(default=False, metadata={"help": "Grade the reference solutions instead of a model."})
     output: Optional[str] = field(default=None, metadata={"help": "Output run folder."})
@@ -153,12 +170,12 @@ class EvalConfig(ModelArgs):
 
     def __post_init__(self) -> None:
         self._check_model_args()
-        _check(self.k >= 1, f"k must be >= 1, got {self.k}")
+        _check(self.k is None or self.k >= 1, f"k must be >= 1, got {self.k}")
         _check(self.limit is None or self.limit > 0, f"limit must be > 0, got {self.limit}")
         _check(self.temperature >= 0, f"temperature must be >= 0, got {self.temperature}")
         _check(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
         _check(self.max_new_tokens > 0, f"max_new_tokens must be > 0, got {self.max_new_tokens}")
-        _check(self.batch_size > 0, f"batch_size must be > 0, got {self.batch_size}")
+        _check(self.batch_size is None or self.batch_size > 0, f"batch_size must be > 0, got {self.batch_size}")
         _check(len(self.benchmarks) > 0, "benchmarks is empty: pass --benchmark NAME")
 
 
