@@ -11,8 +11,8 @@ original bf16 weights (the only copy that can be installed offline here). Do not
 itself: its `__init__` needs `llm` and `llama_cpp`, which the `--no-deps` install does not bring; we only locate
 its folder.
 
-Cache: `$R1CLI_CACHE` (default `~/.cache/r1cli`) / `smollm2-135m-<key>`, where the key hashes the GGUF file and
-the converter version. A folder counts as built only when its completion marker (written last, inside a temp
+Cache: `$R1CLI_CACHE` (default `~/.cache/r1cli`) / `smollm2-135m-<key>`, where the key hashes the GGUF file, this
+module's source and the transformers version. A folder counts as built only when its completion marker (written last, inside a temp
 folder that is then renamed into place) matches the files on disk.
 """
 
@@ -146,8 +146,13 @@ def convert(gguf_file: Path, out_dir: Path) -> dict:
 
 
 def cache_dir_for(source_sha256: str) -> Path:
-    key = hashlib.sha256(f"{source_sha256}:converter{CONVERTER_VERSION}".encode()).hexdigest()[:12]
-    return cache_root() / f"smollm2-135m-{key}"
+    """The cache folder for a GGUF file: keyed by its hash, this converter's source and the transformers version
+    (a change to either may change the output, so it is converted again)."""
+    import transformers
+
+    converter = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    key = f"{source_sha256}:{converter}:{CONVERTER_VERSION}:transformers-{transformers.__version__}"
+    return cache_root() / f"smollm2-135m-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def ensure_smollm2(cache: bool = True) -> Path:
