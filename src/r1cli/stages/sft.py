@@ -77,8 +77,9 @@ def train_sft(cfg: Any, run: Any, train_ds: Any, *, resume: bool) -> dict[str, A
 
     from r1cli.checkpoints import last_complete_checkpoint, marker_callback
     from r1cli.console import log
-    from r1cli.models import load_model, merge_adapter, save_model
+    from r1cli.models import load_model, merge_adapter, model_ref, save_model
 
+    run.add_input(model_ref(cfg.model))
     model, tokenizer = load_model(cfg, for_training=True)
     data = to_prompt_completion(train_ds, tokenizer, cfg)
     if cfg.max_samples:
