@@ -1,0 +1,93 @@
+"""`arith`: a running sum of signed one-digit steps, one labelled step per line.
+
+    Apply the steps in order, starting from 0:
+    a: +7
+    b: -3
+    c: +5
+    What is the result?
+
+Two solution styles, chosen by the first word after `<think>\\n` (see `solution`):
+
+- `detailed` ("Step by step:") writes one line per prompt line, `b: 7-3=4`: the line's label, the running
+  total copied from the line above, the step copied from the prompt line with the same label, the new total.
+  Every step is a one-digit addition or subtraction, and the step is found by its label (a content lookup that a
+  small transformer learns easily) rather than by counting lines (which the tiny model could not do).
+- `terse` ("All at once.") gives the answer directly: the sum of many signed terms in one forward pass, which a
+  small model gets right far less often.
+
+The running total stays in [0, max_total], so every intermediate value is a small non-negative number.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+from r1cli.tasks.base import Task, check, parse_int
+
+HEADER = "Apply the steps in order, starting from 0:"
+QUESTION = "What is the result?"
+LABELS = string.ascii_lowercase
+
+
+@dataclass
+class ArithParams:
+    """Difficulty knobs of `arith`."""
+
+    min_terms: int = field(default=8, metadata={"help": "Fewest steps per problem."})
+    max_terms: int = field(default=10, metadata={"help": "Most steps per problem (at most 26)."})
+    max_digit: int = field(default=9, metadata={"help": "Largest step size (steps are +-1..max_digit)."})
+    max_total: int = field(default=39, metadata={"help": "The running total stays within [0, max_total]."})
+
+    def __post_init__(self) -> None:
+        check(1 <= self.min_terms <= self.max_terms <= len(LABELS),
+              f"need 1 <= min_terms <= max_terms <= 26, got min_terms={self.min_terms}, max_terms={self.max_terms}")
+        check(1 <= self.max_digit <= 9, f"max_digit must be in 1..9, got {self.max_digit}")
+        check(self.max_total >= self.max_digit, f"max_total must be >= max_digit ({self.max_digit}), got {self.max_total}")
+
+
+class ArithTask(Task):
+    name = "arith"
+    params_cls = ArithParams
+    styles = ("detailed", "terse")
+
+    def sample(self, rng: random.Random) -> dict[str, Any]:
+        p: ArithParams = self.params
+        n = rng.randint(p.min_terms, p.max_terms)
+        total, terms = 0, []
+        for _ in range(n):
+            choices = [d for d in range(-p.max_digit, p.max_digit + 1) if d != 0 and 0 <= total + d <= p.max_total]
+            d = rng.choice(choices)
+            terms.append(d)
+            total += d
+        return {"prompt": format_prompt(terms), "answer": str(total), "terms": terms, "n_terms": n}
+
+    def solution(self, row: dict[str, Any], style: str = "detailed") -> str:
+        self.check_style(style)
+        terms = row.get("terms") or parse_terms(row["prompt"])
+        lines, t = [], 0
+        if style == "detailed":
+            for label, d in zip(LABELS, terms, strict=False):
+                lines.append(f"{label}: {t}{d:+d}={t + d}")
+                t += d
+        return self.format_solution(style, lines, str(sum(terms)))
+
+    def verify(self, row: dict[str, Any], answer: str | None) -> bool:
+        got = parse_int(answer)
+        return got is not None and got == int(row["answer"])
+
+
+def format_prompt(terms: list[int]) -> str:
+    lines = [f"{label}: {d:+d}" for label, d in zip(LABELS, terms, strict=False)]
+    return "\n".join([HEADER, *lines, QUESTION])
+
+
+def parse_terms(prompt: str) -> list[int]:
+    """The steps of an `arith` prompt (for rows that lack the `terms` column)."""
+    out = []
+    for line in prompt.splitlines():
+        if len(line) > 3 and line[0] in LABELS and line[1:3] == ": ":
+            out.append(int(line[3:]))
+    return out
