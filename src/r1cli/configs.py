@@ -88,17 +88,29 @@ class BaseConfig:
     )
     output: Optional[str] = field(default=None, metadata={"help": "Output run folder (model in <output>/model)."})
     seed: int = field(default=0, metadata={"help": "Seed for the tokenizer corpus, init and pretraining."})
-    train_seconds: Optional[float] = field(
-        default=None, metadata={"help": "Override the preset's pretraining time budget (seconds)."}
+    train_steps: Optional[int] = field(
+        default=None,
+        metadata={"help": "Override the tiny preset's pretraining budget in optimizer steps (deterministic, unlike seconds)."},
     )
     cache: bool = field(
         default=True, metadata={"help": "Reuse a base built earlier with the same config hash ($R1CLI_CACHE)."}
     )
-    eval_n: int = field(default=1000, metadata={"help": "Held-out problems for the build report (tiny presets)."})
+    eval_n: int = field(
+        default=1000, metadata={"help": "Held-out problems for the build report (tiny presets; 0 skips it)."}
+    )
+    eval_temperature: float = field(
+        default=1.0, metadata={"help": "Sampling temperature of the held-out report (RL samples at 1.0)."}
+    )
+    eval_greedy: bool = field(default=False, metadata={"help": "Also report greedy held-out accuracy (tiny presets)."})
 
     def __post_init__(self) -> None:
-        _check(self.train_seconds is None or self.train_seconds > 0, "train_seconds must be > 0")
-        _check(self.eval_n >= 0, "eval_n must be >= 0")
+        _check(self.train_steps is None or self.train_steps > 0, f"train_steps must be > 0, got {self.train_steps}")
+        _check(
+            self.train_steps is None or self.preset != "smollm2-135m",
+            "train_steps applies to the tiny presets only: drop it for smollm2-135m (a converted, pretrained model)",
+        )
+        _check(self.eval_n >= 0, f"eval_n must be >= 0, got {self.eval_n}")
+        _check(self.eval_temperature > 0, f"eval_temperature must be > 0, got {self.eval_temperature}")
 
 
 @dataclass
