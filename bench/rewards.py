@@ -1,0 +1,227 @@
+"""Benchmark the grading engine; prints ONE JSON line on stdout.
+
+(a) Throughput: 16 synthetic completions per MATH-500 gold answer (a deterministic mix of the gold as written,
+    equivalent rewrites, repeated wrong answers, missing and hedged answers, in both the R1-Zero `<answer>` and
+    the R1 chat `\\boxed{}` shapes), graded by `r1cli.rewards.engine.grade_completions` versus the peer: the same
+    answer extraction, then `math_verify.parse(gold)`, `math_verify.parse(prediction)` and `math_verify.verify`
+    per pair, in this process, with math-verify's default timeouts. Same run, same inputs; verdicts must be
+    identical. The engine's pool is started (and its start-up timed) before the timed run, on other inputs.
+(b) Oracle sanity on ../shared/data: MATH-500 reference solution's last `\\boxed{}` vs `answer`; GSM8K (test and
+    train) final number after `####` in `solution` vs `answer`. Misses are listed.
+
+Usage: .venv/bin/python bench/rewards.py [--data DIR] [--limit N] [--per-gold 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+from r1cli.prompts import last_boxed
+from r1cli.rewards import engine
+from r1cli.rewards.answers import as_latex, extract_answer, normalize_gold
+
+_DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with path.open() as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+# --- synthetic completions ------------------------------------------------------------------------------------
+def _rewrites(gold: str) -> list[str]:
+    """Equivalent ways to write `gold` (only transformations that keep the value)."""
+    out = []
+    if "\\dfrac" in gold:
+        out.append(gold.replace("\\dfrac", "\\frac"))
+    m = re.fullmatch(r"(-?)\\d?frac\{(\d+)\}\{(\d+)\}", gold)
+    if m:
+        out.append(f"{m.group(1)}{m.group(2)}/{m.group(3)}")
+        out.append(f"{m.group(1)}\\frac{{{int(m.group(2)) * 2}}}{{{int(m.group(3)) * 2}}}")
+    if re.fullmatch(r"-?\d+", gold):
+        out.append(gold + ".0")
+        out.append(f"x = {gold}")
+    if " " in gold:
+        out.append(gold.replace(" ", ""))
+    if "," in gold:
+        out.append(gold.replace(",", ", "))
+    return out or [gold]
+
+
+def _wrongs(gold: str, others: list[str], rng: random.Random) -> list[str]:
+    out = []
+    m = re.search(r"\d+", gold)
+    if m:
+        n = int(m.group()) + 1
+        out.append(gold[: m.start()] + str(n) + gold[m.end() :])
+    out.append("-" + gold if not gold.startswith("-") else gold[1:])
+    out.append(rng.choice(others))
+    return out
+
+
+def _completion(answer: str | None, rng: random.Random, hedge: str | None = None) -> str:
+    reasoning = "Let me work through this step by step.\nFirst, we set up the equation.\nThen we simplify."
+    if answer is None:
+        return f"<think>\n{reasoning}\n</think>\nI could not finish the computation."
+    if hedge is not None:
+        return f"<think>\n{reasoning}\n</think>\nThe answer is $\\boxed{{{answer}}}$ or $\\boxed{{{hedge}}}$."
+    if rng.random() < 0.5:
+        return f"<think>\n{reasoning}\n</think>\n<answer>\n{answer}\n</answer>"
+    return f"<think>\n{reasoning}\n</think>\nSo the final answer is $\\boxed{{{answer}}}$."
+
+
+def synthetic(golds: list[str], per_gold: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    completions, gold_col = [], []
+    for gold in golds:
+        p_correct = rng.random()
+        rewrites, wrongs = _rewrites(gold), _wrongs(gold, golds, rng)
+        for _ in range(per_gold):
+            r = rng.random()
+            if r < 0.05:
+                c = _completion(None, rng)
+            elif r < 0.08:
+                c = _completion(gold, rng, hedge=rng.choice(wrongs))
+            elif rng.random() < p_correct:
+                c = _completion(gold if rng.random() < 0.7 else rng.choice(rewrites), rng)
+            else:
+                c = _completion(rng.choice(wrongs), rng)
+            completions.append(c)
+            gold_col.append(gold)
+    return completions, gold_col
+
+
+def peer_grade(completions: list[str], golds: list[str]) -> list[bool | None]:
+    """The peer: extract as we do, then math_verify.parse + verify for every pair (default timeouts)."""
+    from math_verify import parse, verify
+
+    out: list[bool | None] = []
+    for c, g in zip(completions, golds, strict=True):
+        gs = normalize_gold(g)
+        gp = parse(as_latex(gs)) if gs is not None else []
+        if not gp:
+            out.append(None)
+            continue
+        pred = extract_answer(c)
+        out.append(False if pred is None else bool(verify(gp, parse(as_latex(pred)))))
+    return out
+
+
+# --- oracle sanity --------------------------------------------------------------------------------------------
+def _gsm8k_final(solution: str) -> str | None:
+    i = solution.rfind("####")
+    return solution[i + 4 :].strip() if i >= 0 else None
+
+
+def oracle(data: Path) -> dict:
+    res: dict = {}
+    rows = _read_jsonl(data / "math500.jsonl")
+    preds = [last_boxed(r["solution"]) for r in rows]
+    v = engine.grade(preds, [r["answer"] for r in rows])
+    misses = [
+        {"id": r["unique_id"], "answer": r["answer"], "boxed": p, "verdict": x}
+        for r, p, x in zip(rows, preds, v, strict=True)
+        if x is not True
+    ]
+    res["math500"] = {
+        "n": len(rows),
+        "accuracy": round(sum(x is True for x in v) / len(rows), 4),
+        "misses": misses,
+    }
+    for split in ("test", "train"):
+        path = data / f"gsm8k_{split}.jsonl"
+        if not path.exists():
+            continue
+        rows = _read_jsonl(path)
+        preds = [_gsm8k_final(r["solution"]) for r in rows]
+        v = engine.grade(preds, [r["answer"] for r in rows])
+        misses = [
+            {"i": i, "answer": r["answer"], "final": p, "verdict": x}
+            for i, (r, p, x) in enumerate(zip(rows, preds, v, strict=True))
+            if x is not True
+        ]
+        res[f"gsm8k_{split}"] = {
+            "n": len(rows),
+            "accuracy": round(sum(x is True for x in v) / len(rows), 4),
+            "misses": misses,
+        }
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=_DEFAULT_DATA)
+    ap.add_argument("--limit", type=int, default=None, help="Use only the first N MATH-500 golds in (a).")
+    ap.add_argument("--per-gold", type=int, default=16)
+    args = ap.parse_args()
+    if not (args.data / "math500.jsonl").exists():
+        sys.exit(f"bench/rewards.py needs {args.data}/math500.jsonl (the shared benchmark data)")
+
+    golds = [r["answer"] for r in _read_jsonl(args.data / "math500.jsonl")][: args.limit]
+    completions, gold_col = synthetic(golds, args.per_gold)
+
+    t0 = time.perf_counter()
+    engine.grade(["2"], ["\\frac{4}{2}"])  # start the pool (forkserver + workers) on other inputs
+    startup_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ours = engine.grade_completions(completions, gold_col)
+    ours_s = time.perf_counter() - t0
+    stats = engine.last_stats
+
+    one = engine.GradingPool(n_workers=1)  # the same engine on one worker: what dedup + shortcuts alone give
+    engine.grade(["2"], ["\\frac{4}{2}"], pool=one)
+    t0 = time.perf_counter()
+    ours_one = engine.grade_completions(completions, gold_col, pool=one)
+    one_s = time.perf_counter() - t0
+    one.close()
+
+    t0 = time.perf_counter()
+    theirs = peer_grade(completions, gold_col)
+    peer_s = time.perf_counter() - t0
+
+    diffs = [
+        {"i": i, "gold": gold_col[i], "pred": extract_answer(completions[i]), "ours": a, "peer": b}
+        for i, (a, b) in enumerate(zip(ours, theirs, strict=True))
+        if a != b
+    ]
+    result = {
+        "bench": "rewards",
+        "throughput": {
+            "items": len(completions),
+            "golds": len(golds),
+            "per_gold": args.per_gold,
+            "workers": engine.get_pool().n,
+            "pool_startup_s": round(startup_s, 3),
+            "engine_s": round(ours_s, 3),
+            "peer_s": round(peer_s, 3),
+            "engine_items_per_s": round(len(completions) / ours_s, 1),
+            "peer_items_per_s": round(len(completions) / peer_s, 1),
+            "speedup": round(peer_s / ours_s, 2),
+            "engine_1worker_s": round(one_s, 3),
+            "speedup_1worker": round(peer_s / one_s, 2),
+            "identical_1worker": ours_one == ours,
+            "loadavg_1min_at_end": round(os.getloadavg()[0], 2),
+            "cpus": os.cpu_count(),
+            "engine_shortcut_items": stats.shortcut,
+            "engine_pairs_compared": stats.compared,
+            "engine_golds_parsed": stats.golds,
+            "correct_share": round(sum(x is True for x in ours) / len(ours), 3),
+            "identical_verdicts": not diffs,
+            "verdict_diffs": diffs[:20],
+            "worker_kills": engine.get_pool().kills,
+        },
+        "oracle": oracle(args.data),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
