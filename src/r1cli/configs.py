@@ -212,8 +212,17 @@ class TrainerOverrides:
     )
 
     def resolve_precision(self) -> None:
-        if self.bf16 is None:
-            import torch
+        """Resolve device-dependent defaults before TRL's `__post_init__` runs (call it first)."""
+        import torch
 
+        cuda = torch.cuda.is_available()
+        if self.bf16 is None:
             fp16 = bool(getattr(self, "fp16", False))
-            self.bf16 = (not fp16) and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+            self.bf16 = (not fp16) and cuda and torch.cuda.is_bf16_supported()
+        if not cuda and hasattr(self, "dataloader_pin_memory"):
+            self.dataloader_pin_memory = False
+        # transformers >= 5.2x renamed gradient_checkpointing to activation_checkpointing and warns on the old
+        # name; carry the user's value over to the new one so the choice is honoured without the warning.
+        if getattr(self, "activation_checkpointing", "absent") is None and self.gradient_checkpointing is not None:
+            self.activation_checkpointing = self.gradient_checkpointing
+            self.gradient_checkpointing = None
