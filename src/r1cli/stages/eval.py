@@ -1,0 +1,397 @@
+"""`r1 eval`: R1's evaluation protocol on built-in tasks and math benchmarks; `r1 eval compare RUN...`.
+
+Protocol (paper §3, DeepSeek-R1 model card): sampling at temperature 0.6, top-p 0.95, k samples per problem
+(4; 64 for AIME), no system prompt, the user turn followed by "Please reason step by step, and put your final
+answer within \\boxed{}." for math benchmarks. Built-in tasks are asked with the chat template and no instruction
+(the tiny model answers `<think>…</think><answer>N</answer>`); their problems are the task's test split drawn with
+seed 0, so runs with different sampling seeds compare on the same problems. A chat template that prefills
+`<think>` (R1-distill style), or `think_prefix: true`, leaves the opening tag in the prompt: it is put back in
+front of the completion before the answer is extracted and the format is scored.
+
+Grading: answers are extracted by `r1cli.rewards.answers.extract_answer` (no answer from inside the think block,
+no hedging) and judged by the rewards engine (`grade`, math-verify equivalence) for math benchmarks, or by the
+task's own verifier for built-in tasks (countdown accepts any valid expression). cons@k clusters answers with
+`cluster_answers` (math equivalence). A gold answer the engine cannot parse makes that problem's samples wrong and
+is counted in `ungradable`. Metrics and intervals: `r1cli.evaluation`.
+
+Outputs in the run folder: `samples.jsonl` (one fsync'd line per finished problem: every completion, its
+extracted answer, verdict, cluster, format score, length, finish reason), `results.json` (metrics with standard
+errors and 95% bootstrap intervals, per benchmark; `--json` prints it), `report.md` (a table) and `results.png`.
+Resuming (`--resume`) reads `samples.jsonl`, drops a torn last line, and generates only the problems without a
+record; records made under a different protocol (model, k, sampling, template) are refused.
+
+`--oracle` grades each problem's reference `solution` as if a model had written it (k = 1), which checks the
+grading pipeline itself: MATH-500 ≥ 99% and GSM8K 100% pass@1 are expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from r1cli.artifacts import RunDir, atomic_write_text
+from r1cli.console import log
+from r1cli.errors import InputArtifactError, UsageError
+
+SAMPLES = "samples.jsonl"
+RESULTS = "results.json"
+REPORT = "report.md"
+CHART = "results.png"
+TABLE_METRICS = ("pass@1", "cons@k", "pass@k", "format_rate", "mean_length", "median_length", "truncation_rate")
+
+
+# ---------------------------------------------------------------------------------------------- prompts
+
+
+def render_prompt(question: str, kind: str, tokenizer: Any, cfg: Any) -> str:
+    """The text the model is conditioned on (see the module docstring for `template: auto`)."""
+    from r1cli.prompts import build_prompt
+
+    template = cfg.template
+    instruction = cfg.instruction
+    if template == "auto":
+        if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+            template = "chat"
+            instruction = None if kind == "task" else cfg.instruction
+        else:
+            template = "r1-zero"
+    return build_prompt(question, template, tokenizer, instruction=instruction, think_prefix=cfg.think_prefix)
+
+
+def prefilled_think(prompt: str) -> str:
+    """The `<think>` prefill at the end of a prompt (to put back before grading), or ''."""
+    from r1cli.prompts import THINK_CLOSE, THINK_OPEN
+
+    i = prompt.rfind(THINK_OPEN)
+    if i < 0 or prompt.find(THINK_CLOSE, i) >= 0 or prompt[i + len(THINK_OPEN):].strip():
+        return ""
+    return prompt[i:]
+
+
+# ---------------------------------------------------------------------------------------------- grading
+
+
+class Grader:
+    """Grades the k completions of one problem into a samples.jsonl record."""
+
+    def __init__(self, bench: Any):
+        from r1cli.rewards import get_reward
+
+        self.bench = bench
+        self.format_fn = get_reward("format")
+
+    def record(self, index: int, row: dict[str, Any], prompt: str, key: str, samples: Sequence[Any]) -> dict:
+        from r1cli.evaluation import majority_cluster
+        from r1cli.rewards.answers import extract_answer
+        from r1cli.rewards.engine import cluster_answers, grade
+
+        prefix = prefilled_think(prompt)
+        texts = [prefix + s.text for s in samples]
+        answers = [extract_answer(t) for t in texts]
+        if self.bench.kind == "task":
+            verdicts: list[bool | None] = [bool(self.bench.task.verify(row, a)) for a in answers]
+        else:
+            verdicts = grade(answers, [row["answer"]] * len(answers))
+        clusters = cluster_answers(answers)
+        fmt = self.format_fn(texts, answer=[row["answer"]] * len(texts))
+        win = majority_cluster(clusters)
+        return {
+            "benchmark": self.bench.name,
+            "index": index,
+            "key": key,
+            "problem": row["prompt"],
+            "gold": row["answer"],
+            "ungradable": any(v is None for v in verdicts),
+            "cons_answer": answers[win] if win is not None else None,
+            "cons_correct": bool(verdicts[win]) if win is not None else False,
+            "samples": [
+                {
+                    "completion": s.text,
+                    "answer": a,
+                    "correct": bool(v),
+                    "cluster": c,
+                    "format": float(f or 0.0),
+                    "n_tokens": s.n_tokens,
+                    "finish_reason": s.finish_reason,
+                }
+                for s, a, v, c, f in zip(samples, answers, verdicts, clusters, fmt, strict=True)
+            ],
+        }
+
+
+# ---------------------------------------------------------------------------------------------- samples log
+
+
+class SampleLog:
+    """Append-only samples.jsonl: one line per finished problem, flushed and fsync'd before the next."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.records: dict[tuple[str, int], dict] = {}
+        if path.exists():
+            self._load()
+        self.f = open(path, "a", encoding="utf-8")  # noqa: SIM115  (closed in close())
+
+    def _load(self) -> None:
+        data = self.path.read_bytes()
+        good = 0
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            self.records[(rec["benchmark"], int(rec["index"]))] = rec
+            good += len(line)
+        if good < len(data):
+            log(f"[yellow]resume[/]: dropping a torn last record ({len(data) - good} bytes) from {self.path.name}")
+            with open(self.path, "r+b") as f:
+                f.truncate(good)
+
+    def write(self, rec: dict) -> None:
+        self.f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        self.records[(rec["benchmark"], int(rec["index"]))] = rec
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def protocol_key(cfg: Any, bench: Any, k: int, prompt: str) -> str:
+    """What a record depends on: a resumed run must match it."""
+    blob = json.dumps(
+        [cfg.model, cfg.oracle, k, cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.seed, bench.name,
+         bench.source, prompt if not cfg.oracle else ""],
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------- stage
+
+
+def run(cfg: Any, run: RunDir) -> dict[str, Any]:
+    from r1cli.evaluation import ProblemResult, summarize
+    from r1cli.tasks.benchmarks import load_benchmark
+
+    benches = []
+    with run.timed("load_benchmarks"):
+        for spec in dict.fromkeys(cfg.benchmarks):
+            b = load_benchmark(spec, columns=cfg.columns or None, limit=cfg.limit, seed=0,
+                               task_params=cfg.task_params or None)
+            if cfg.oracle and not b.has_solutions:
+                raise UsageError(
+                    f"--oracle: benchmark {b.name!r} has no reference `solution` for every row",
+                    hint="map a solution column (columns: {solution: ...}) or drop --oracle",
+                )
+            benches.append(b)
+            log(f"benchmark {b.name}: {len(b.rows)} problems from {b.source}")
+    model = tok = None
+    if not cfg.oracle:
+        from r1cli.models import load_model, load_tokenizer, model_ref, resolve_model
+
+        run.add_input(model_ref(cfg.model))
+        with run.timed("load_model"):
+            if cfg.backend == "vllm":
+                model, tok = resolve_model(cfg.model), load_tokenizer(cfg)
+            else:
+                model, tok = load_model(cfg)
+    samples = SampleLog(run.path / SAMPLES)
+    results: dict[str, Any] = {
+        "model": None if cfg.oracle else cfg.model,
+        "oracle": bool(cfg.oracle),
+        "protocol": {
+            "temperature": cfg.temperature, "top_p": cfg.top_p, "max_new_tokens": cfg.max_new_tokens,
+            "seed": cfg.seed, "template": cfg.template, "instruction": cfg.instruction,
+            "think_prefix": cfg.think_prefix, "backend": cfg.backend,
+        },
+        "benchmarks": {},
+    }
+    try:
+        for b in benches:
+            k = 1 if cfg.oracle else (cfg.k or b.default_k)
+            grader = Grader(b)
+            prompts = [row["prompt"] if cfg.oracle else render_prompt(row["prompt"], b.kind, tok, cfg)
+                       for row in b.rows]
+            keys = [protocol_key(cfg, b, k, p) for p in prompts]
+            todo = []
+            for i, key in enumerate(keys):
+                old = samples.records.get((b.name, i))
+                if old is None:
+                    todo.append(i)
+                elif old.get("key") != key:
+                    raise UsageError(
+                        f"--resume: {SAMPLES} holds {b.name} problem {i} made with another model, benchmark or "
+                        "sampling protocol",
+                        hint="resume with the same settings, or use a new --output (or --overwrite)",
+                    )
+            if len(todo) < len(prompts):
+                log(f"{b.name}: {len(prompts) - len(todo)} problems already done, {len(todo)} to go")
+            with run.timed(f"generate/{b.name}"):
+                _generate(cfg, b, k, todo, prompts, keys, model, tok, grader, samples)
+            recs = [samples.records[(b.name, i)] for i in range(len(prompts))]
+            problems = [
+                ProblemResult(
+                    correct=[s["correct"] for s in r["samples"]],
+                    clusters=[s["cluster"] for s in r["samples"]],
+                    format=[s["format"] for s in r["samples"]],
+                    n_tokens=[] if cfg.oracle else [s["n_tokens"] for s in r["samples"]],
+                    finish=[] if cfg.oracle else [s["finish_reason"] for s in r["samples"]],
+                )
+                for r in recs
+            ]
+            m = summarize(problems, seed=cfg.seed)
+            m["ungradable"] = sum(bool(r.get("ungradable")) for r in recs)
+            m["source"] = b.source
+            results["benchmarks"][b.name] = m
+            log(f"{b.name}: pass@1 {m['pass@1']:.3f} ± {m['ci']['pass@1']['se']:.3f}, cons@{k} {m['cons@k']:.3f}"
+                + (f", format {m['format_rate']:.3f}" if "format_rate" in m else ""))
+    finally:
+        samples.close()
+    with run.timed("report"):
+        atomic_write_text(run.path / RESULTS, json.dumps(results, indent=2) + "\n")
+        atomic_write_text(run.path / REPORT, report_markdown(results))
+        from r1cli.plots import results_chart
+
+        results_chart(results, run.path / CHART, title=_title(results))
+    metrics = {name: {k: v for k, v in m.items() if k in (*TABLE_METRICS, "k", "n_problems", "ungradable")}
+               for name, m in results["benchmarks"].items()}
+    return {
+        "metrics": metrics,
+        "json": results,
+        "table": {f"{name} {k}": _fmt(m, k) for name, m in results["benchmarks"].items() for k in TABLE_METRICS
+                  if k in m},
+        "manifest_extra": {"benchmarks": {name: m["source"] for name, m in results["benchmarks"].items()}},
+    }
+
+
+def _generate(cfg, bench, k, todo, prompts, keys, model, tok, grader, samples) -> None:
+    from r1cli.generation import Sample, generate
+
+    if not todo:
+        return
+    if cfg.oracle:
+        for i in todo:
+            row = bench.rows[i]
+            samples.write(grader.record(i, row, "", keys[i], [Sample(row["solution"], 0, "stop")]))
+        return
+
+    def done(j: int, got: list) -> None:
+        i = todo[j]
+        samples.write(grader.record(i, bench.rows[i], prompts[i], keys[i], got))
+
+    generate(
+        model, tok, [prompts[i] for i in todo], n=k, temperature=cfg.temperature, top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=cfg.batch_size, backend=cfg.backend,
+        on_prompt_done=done,
+    )
+
+
+def _title(results: dict[str, Any]) -> str:
+    return "oracle (reference solutions)" if results.get("oracle") else f"r1 eval: {results.get('model')}"
+
+
+def _fmt(m: dict[str, Any], key: str) -> str:
+    v = m.get(key)
+    if v is None:
+        return "-"
+    if key.endswith("length"):
+        return f"{v:.1f}"
+    se = (m.get("ci", {}).get(key) or {}).get("se")
+    return f"{v:.3f} ± {se:.3f}" if se is not None else f"{v:.3f}"
+
+
+def report_markdown(results: dict[str, Any]) -> str:
+    """report.md: one row per benchmark, metrics with standard errors, then the protocol."""
+    lines = [f"# {_title(results)}", ""]
+    cols = [c for c in TABLE_METRICS if any(c in m for m in results["benchmarks"].values())]
+    head = ["benchmark", "problems", "k"] + [c for c in cols]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for name, m in results["benchmarks"].items():
+        lines.append("| " + " | ".join([name, str(m["n_problems"]), str(m["k"])] + [_fmt(m, c) for c in cols]) + " |")
+    lines += ["", "± is one standard error over problems; 95% bootstrap intervals are in results.json.", ""]
+    lines.append("Protocol: " + ", ".join(f"{k}={v!r}" for k, v in results["protocol"].items()))
+    for name, m in results["benchmarks"].items():
+        lines.append(f"- {name}: {m['source']}" + (f" ({m['ungradable']} ungradable gold answers)"
+                                                   if m.get("ungradable") else ""))
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- compare
+
+
+def find_results(path: Path) -> Path:
+    """results.json of an eval run folder (or of an `eval/` folder inside a stage run)."""
+    p = Path(path)
+    for cand in (p, p / RESULTS, p / "eval" / RESULTS):
+        if cand.is_file() and cand.name == RESULTS:
+            return cand
+    found = sorted(p.glob(f"*/{RESULTS}")) if p.is_dir() else []
+    if len(found) == 1:
+        return found[0]
+    raise InputArtifactError(
+        f"{str(p)!r} holds no eval results ({RESULTS})",
+        hint="pass folders written by `r1 eval --output DIR`",
+    )
+
+
+def compare_runs(runs: Sequence[Path], output: Path | None = None, as_json: bool = False) -> dict[str, Any]:
+    """Side-by-side table of several eval runs on stdout (or one JSON object), and a PNG chart at `output`."""
+    from r1cli.console import emit_json, out
+
+    if not runs:
+        raise UsageError("`r1 eval compare` needs at least one run folder")
+    loaded: list[tuple[str, dict[str, Any]]] = []
+    labels: set[str] = set()
+    for r in runs:
+        f = find_results(Path(r))
+        try:
+            res = json.loads(f.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise InputArtifactError(f"{str(f)!r} is not valid JSON: {e}") from None
+        label = Path(r).name or str(r)
+        while label in labels:
+            label += "'"
+        labels.add(label)
+        loaded.append((label, res))
+    png = None
+    if output is not None:
+        from r1cli.plots import compare_chart
+
+        png = Path(output)
+        if png.suffix.lower() != ".png":
+            png = png / "compare.png"
+        compare_chart(loaded, png, title="r1 eval compare")
+    obj = {"runs": [{"run": str(r), "label": lab, "benchmarks": res.get("benchmarks", {})}
+                    for r, (lab, res) in zip(runs, loaded, strict=True)], "chart": str(png) if png else None}
+    if as_json:
+        emit_json(obj)
+        return obj
+    from rich.table import Table
+
+    t = Table(title="r1 eval compare", title_justify="left")
+    t.add_column("benchmark")
+    t.add_column("metric")
+    for lab, _ in loaded:
+        t.add_column(lab, justify="right")
+    benches = list(dict.fromkeys(b for _, res in loaded for b in res.get("benchmarks", {})))
+    for b in benches:
+        for metric in TABLE_METRICS:
+            if not any(metric in res.get("benchmarks", {}).get(b, {}) for _, res in loaded):
+                continue
+            ks = {res["benchmarks"][b].get("k") for _, res in loaded if b in res.get("benchmarks", {})}
+            shown = metric.replace("@k", f"@{ks.pop()}") if len(ks) == 1 and "@k" in metric else metric
+            t.add_row(b, shown, *[_fmt(res.get("benchmarks", {}).get(b, {}), metric) for _, res in loaded])
+    out().print(t)
+    if png is None:
+        log("pass --output FILE.png to also write the chart")
+    else:
+        log(f"chart: {png}")
+    return obj

@@ -1,0 +1,203 @@
+"""The sampling engine: exactness against HF greedy decoding, per-sample seeding, stops, and the top-p sampler."""
+
+from __future__ import annotations
+
+import pytest
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def random_tiny(seed: int = 0):
+    """A random 2-layer Qwen2 with a small byte-level BPE tokenizer (built in well under a second)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    corpus = [f"<think>\n{a}+{b}={a + b}\n</think>\n<answer>\n{a + b}\n</answer>" for a in range(20) for b in range(20)]
+    tr = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tk.train_from_iterator(corpus, tr)
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tok.chat_template = CHATML
+    torch.manual_seed(seed)
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=True,
+                      initializer_range=0.3)  # large weights: varied, non-degenerate outputs
+    return Qwen2ForCausalLM(cfg).eval(), tok
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return random_tiny()
+
+
+def prompts_of(tok, n):
+    qs = [f"What is {i} + {3 * i}?" + " Think." * (i % 4) for i in range(n)]
+    return [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
+            for q in qs]
+
+
+def test_greedy_matches_hf_generate_with_left_padding_and_refills(tiny):
+    import torch
+
+    from r1cli.generation import generate
+
+    model, tok = tiny
+    prompts = prompts_of(tok, 6) + ["hi"]  # different lengths -> left padding; 7 rows in batches of 3 -> refills
+    got = generate(model, tok, prompts, temperature=0, max_new_tokens=12, batch_size=3, progress=False)
+    for p, samples in zip(prompts, got, strict=True):
+        enc = tok(p, return_tensors="pt", add_special_tokens=False)
+        with torch.no_grad():
+            ref = model.generate(**enc, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id)
+        ref_ids = ref[0, enc.input_ids.shape[1]:].tolist()
+        assert samples[0].token_ids == ref_ids[: len(samples[0].token_ids)]
+        assert len(samples) == 1
+
+
+def test_samples_depend_on_seed_and_prompt_not_on_batching(tiny):
+    from r1cli.generation import generate
+
+    model, tok = tiny
+    prompts = prompts_of(tok, 5)
+    kw = dict(n=3, temperature=1.0, top_p=0.9, max_new_tokens=10, progress=False)
+    a = generate(model, tok, prompts, seed=1, batch_size=64, **kw)
+    b = generate(model, tok, prompts, seed=1, batch_size=4, **kw)
+    c = generate(model, tok, prompts[2:], seed=1, batch_size=7, **kw)  # other prompts, other order of finishing
+    d = generate(model, tok, prompts, seed=2, batch_size=64, **kw)
+    texts = lambda r: [[s.text for s in row] for row in r]  # noqa: E731
+    assert texts(a) == texts(b)
+    assert texts(a)[2:] == texts(c)
+    assert texts(a) != texts(d)
+    # the k samples of one prompt differ from each other
+    assert all(len({s.text for s in row}) > 1 for row in a)
+
+
+def test_repeated_prompt_gets_fresh_samples(tiny):
+    from r1cli.generation import generate
+
+    model, tok = tiny
+    p = prompts_of(tok, 1)[0]
+    out = generate(model, tok, [p, p], n=1, temperature=1.0, top_p=1.0, max_new_tokens=10, progress=False)
+    assert out[0][0].text != out[1][0].text
+
+
+def test_length_eos_and_stop_strings(tiny):
+    from r1cli.generation import generate
+
+    model, tok = tiny
+    prompts = prompts_of(tok, 3)
+    ref = generate(model, tok, prompts, temperature=0, max_new_tokens=8, progress=False)
+    for row in ref:
+        assert row[0].finish_reason == "length" and row[0].n_tokens == 8 and len(row[0].token_ids) == 8
+    # make the 3rd generated token of prompt 0 an EOS: the row stops there, EOS counted but not in the text
+    stop_id = ref[0][0].token_ids[2]
+    old = model.generation_config.eos_token_id
+    model.generation_config.eos_token_id = [tok.eos_token_id, stop_id]
+    try:
+        got = generate(model, tok, prompts[:1], temperature=0, max_new_tokens=8, progress=False)[0][0]
+    finally:
+        model.generation_config.eos_token_id = old
+    first = ref[0][0].token_ids.index(stop_id)
+    assert got.finish_reason == "stop" and got.n_tokens == first + 1
+    assert got.text == tok.decode(ref[0][0].token_ids[:first], skip_special_tokens=True)
+    # a stop string cuts the text before it
+    full = tok.decode(ref[1][0].token_ids, skip_special_tokens=True)
+    stop = full[3:5]
+    got = generate(model, tok, prompts[1:2], temperature=0, max_new_tokens=8, stop=[stop], progress=False)[0][0]
+    assert got.finish_reason == "stop"
+    assert got.text == full[: full.find(stop)]
+    assert got.n_tokens < 8 or full.find(stop) + len(stop) > len(tok.decode(ref[1][0].token_ids[:7]))
+
+
+def test_on_prompt_done_called_once_per_prompt(tiny):
+    from r1cli.generation import generate
+
+    model, tok = tiny
+    seen = []
+    out = generate(model, tok, prompts_of(tok, 4), n=2, temperature=1.0, max_new_tokens=5, batch_size=3,
+                   progress=False, on_prompt_done=lambda i, s: seen.append((i, len(s))))
+    assert sorted(seen) == [(i, 2) for i in range(4)]
+    assert all(len(r) == 2 for r in out)
+
+
+def _reference_top_p(probs, u, top_p):
+    """The textbook sampler: full sort, nucleus, inverse CDF."""
+    import torch
+
+    vals, order = probs.sort(dim=-1, descending=True)
+    before = vals.cumsum(-1) - vals
+    vals = vals.masked_fill(before >= top_p, 0.0)
+    cdf = vals.cumsum(-1)
+    r = (u.double() * cdf[:, -1].double()).float().unsqueeze(1)
+    idx = torch.searchsorted(cdf, r, right=True)
+    idx = torch.minimum(idx, (vals > 0).sum(-1, keepdim=True) - 1)
+    return order.gather(1, idx).squeeze(1)
+
+
+def test_sampler_matches_full_sort_reference_including_fallback_rows():
+    import torch
+
+    from r1cli.generation import sample_tokens
+
+    g = torch.Generator().manual_seed(0)
+    V = 200
+    peaked = torch.randn(64, V, generator=g) * 6  # top-32 holds > top_p: fast path
+    flat = torch.randn(64, V, generator=g) * 0.1  # top-32 holds < top_p: full-sort fallback
+    logits = torch.cat([peaked, flat])
+    u = torch.rand(128, generator=g, dtype=torch.float64)
+    for t, p in [(1.0, 0.95), (0.6, 0.95), (1.0, 0.5)]:
+        got = sample_tokens(logits, u, t, p)
+        want = _reference_top_p(torch.softmax(logits / t, -1), u, p)
+        assert torch.equal(got, want)
+
+
+def test_sampler_distribution_and_nucleus():
+    import torch
+
+    from r1cli.generation import row_uniforms, sample_tokens
+
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    logits = probs.log().expand(40000, 4)
+    u = row_uniforms(torch.arange(40000) * 7919 % (1 << 32), torch.zeros(40000, dtype=torch.long))
+    assert 0 <= float(u.min()) and float(u.max()) < 1 and abs(float(u.mean()) - 0.5) < 0.01
+    tok = sample_tokens(logits, u, 1.0, 1.0)
+    freq = torch.bincount(tok, minlength=4).float() / 40000
+    assert torch.allclose(freq, probs, atol=0.01)
+    # top-p 0.8 keeps {0.5, 0.3} (mass before the third token is 0.8): renormalised 0.625 / 0.375
+    tok = sample_tokens(logits, u, 1.0, 0.8)
+    freq = torch.bincount(tok, minlength=4).float() / 40000
+    assert freq[2] == 0 and freq[3] == 0
+    assert abs(float(freq[0]) - 0.625) < 0.01
+    # greedy
+    assert torch.equal(sample_tokens(logits[:3], None, 0.0, 0.9), torch.zeros(3, dtype=torch.long))
+
+
+def test_vllm_backend_without_vllm_is_a_clear_stage_error(tiny):
+    import importlib.util
+
+    from r1cli.errors import StageError
+    from r1cli.generation import generate
+
+    model, tok = tiny
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed")
+    with pytest.raises(StageError, match="vllm"):
+        generate(model, tok, ["x"], backend="vllm", progress=False)
+
+
+def test_bad_arguments(tiny):
+    from r1cli.generation import generate
+
+    model, tok = tiny
+    with pytest.raises(ValueError, match="top_p"):
+        generate(model, tok, ["x"], top_p=0.0)
+    with pytest.raises(ValueError, match="n must"):
+        generate(model, tok, ["x"], n=0)
+    assert generate(model, tok, [], progress=False) == []
