@@ -1,0 +1,527 @@
+"""`R1GRPOTrainer`: TRL's `GRPOTrainer` with r1cli's GRPO maths, faster rollouts and DAPO dynamic sampling.
+
+TRL keeps the training loop, data loading, rollout bookkeeping, reward calls, logging, checkpoints and PEFT. This
+subclass overrides five hooks, each small, and copies none of TRL's long methods:
+
+- `_compute_loss` -> `r1cli.grpo.loss.grpo_loss` (aggregations grpo/bnpo/dr_grpo/dapo, k3 KL, clip-higher).
+  Gradient accumulation: grpo/bnpo/dr_grpo are divided by the number of accumulation steps; dapo divides the token
+  sum by the token count of the whole generation batch over all processes (TRL's `num_items_in_batch`, rescaled to
+  one optimizer step), so the accumulated gradient is the gradient of the global token mean.
+- `_calculate_rewards` (TRL's reward calls, unchanged) is wrapped to keep the raw per-function rewards, from which
+  `_generate_and_score_completions` recomputes the advantages with `r1cli.grpo.loss.compute_advantages`
+  (weighted sum of the reward functions, then group-normalised), and applies dynamic sampling.
+- `_generate_single_turn` -> `r1cli.grpo.sampler.sample` for the plain transformers backend (not vLLM, not
+  multimodal, no repetition penalty): prompts prefilled once per group, finished rows leave the batch, sampled
+  tokens' log-probs kept.
+- `_get_per_token_logps_and_entropies` scores rows in length buckets (TRL's own forward per bucket, padding trimmed)
+  and, when `num_iterations > 1` makes TRL compute π_old right after sampling, hands back the sampler's log-probs
+  instead of a second forward (float32 weights only: in bf16 the cached and uncached forwards differ by more than
+  rounding).
+
+Reference model (`beta > 0`): with PEFT, TRL disables the adapter (or uses a frozen "ref" copy of a pre-trained
+adapter), so there is no second copy of the base; without PEFT this class keeps a frozen deep copy of the policy as
+it was passed in (TRL would reload it from `config._name_or_path`, which fails for in-memory models).
+
+Dynamic sampling (DAPO, arXiv 2503.14476): after a generation batch is scored, groups whose rewards are all equal
+(advantage 0 everywhere, no policy gradient) are dropped; fresh prompts, drawn from the training set in a separate
+seeded order, are generated and scored until the batch is full again or `max_resample_tries` rounds have run. A
+batch still short after that is completed with dropped groups (advantage 0) and the shortfall is logged. Metrics:
+`dynamic_sampling/zero_std_share` (first round), `dynamic_sampling/rounds`, `dynamic_sampling/unfilled_share`.
+Single process only.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+from trl import GRPOTrainer
+from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model
+
+from r1cli.grpo.config import UNSUPPORTED_TRL_OPTIONS
+from r1cli.grpo.loss import LOSS_TYPES, compute_advantages, grpo_loss, zero_variance_groups
+from r1cli.grpo.sampler import sample
+
+_MM_KEYS = (
+    "pixel_values",
+    "image_grid_thw",
+    "num_images",
+    "pixel_attention_mask",
+    "spatial_shapes",
+    "num_tiles",
+    "image_sizes",
+    "token_type_ids",
+    "mm_token_type_ids",
+    "image_position_ids",
+)
+# how the per-row tensors of a scored batch are padded when rows of several batches are joined
+_RIGHT_PADDED = {
+    "completion_mask": 0,
+    "old_per_token_logps": 0.0,
+    "ref_per_token_logps": 0.0,
+    "sampling_per_token_logps": 0.0,
+    "importance_sampling_ratio": 1.0,
+    "tool_mask": 1,
+}
+
+
+def _is_peft_model(model: Any) -> bool:
+    try:
+        from peft import PeftModel
+    except ImportError:  # pragma: no cover - peft is a dependency
+        return False
+    return isinstance(model, PeftModel)
+
+
+def _opt(args: Any, name: str, default: Any) -> Any:
+    """r1cli fields of RLConfig, with their defaults when the trainer is given a plain trl.GRPOConfig."""
+    return getattr(args, name, default)
+
+
+def plan_buckets(total_lengths: list[int], max_buckets: int = 8, min_rows: int = 4) -> list[list[int]]:
+    """Split row indices into contiguous groups of the length-sorted order, so that padding to each group's longest
+    row wastes little and the number of forward calls stays small.
+
+    [B] lengths -> list of index lists (each sorted by length). Picks the number of equal-sized buckets k in 1..8
+    minimising (padded tokens) × (1 + 0.05·k): a forward call costs roughly 5% of a full batch in fixed overhead."""
+    order = sorted(range(len(total_lengths)), key=lambda i: total_lengths[i])
+    n = len(order)
+    best: tuple[float, list[list[int]]] | None = None
+    for k in range(1, max_buckets + 1):
+        if k > 1 and n // k < min_rows:
+            break
+        size = math.ceil(n / k)
+        buckets = [order[j : j + size] for j in range(0, n, size)]
+        padded = sum(len(b) * max(total_lengths[i] for i in b) for b in buckets)
+        cost = padded * (1 + 0.05 * len(buckets))
+        if best is None or cost < best[0]:
+            best = (cost, buckets)
+    assert best is not None
+    return best[1]
+
+
+class R1GRPOTrainer(GRPOTrainer):
+    """GRPO with r1cli's loss and advantages (`r1cli.grpo.loss`) on TRL's `GRPOTrainer`.
+
+    Takes TRL's arguments (`args` is an `RLConfig` or a plain `trl.GRPOConfig`) plus `ref_model`: the frozen
+    reference for `beta > 0` without PEFT (default: a copy of `model` taken before training).
+    """
+
+    def __init__(
+        self, model: Any, reward_funcs: Any = None, args: Any = None, *, ref_model: Any = None, **kwargs
+    ):
+        if args is None:
+            raise ValueError("R1GRPOTrainer needs args (an RLConfig or trl.GRPOConfig)")
+        self._check_args(args)
+        peft_config = kwargs.get("peft_config")
+        own_ref = (
+            args.beta != 0.0
+            and isinstance(model, torch.nn.Module)
+            and peft_config is None
+            and not _is_peft_model(model)
+        )
+        if own_ref and args.cast_lm_head_to_fp32:
+            raise ValueError(
+                "cast_lm_head_to_fp32 with beta > 0 and no PEFT is not supported by R1GRPOTrainer"
+            )
+        if own_ref:
+            ref_model = ref_model if ref_model is not None else copy.deepcopy(model)
+            beta, sync = args.beta, args.sync_ref_model
+            args.beta, args.sync_ref_model = 0.0, False  # TRL would reload the reference from _name_or_path
+            try:
+                super().__init__(model, reward_funcs, args, **kwargs)
+            finally:
+                args.beta, args.sync_ref_model = beta, sync
+            self._adopt_ref_model(ref_model)
+        else:
+            if ref_model is not None:
+                raise ValueError("ref_model is used only with beta > 0 and without PEFT")
+            super().__init__(model, reward_funcs, args, **kwargs)
+
+        self.dynamic_sampling = bool(_opt(args, "dynamic_sampling", False))
+        self.max_resample_tries = int(_opt(args, "max_resample_tries", 4))
+        self.fast_generation = bool(_opt(args, "fast_generation", True))
+        self.reuse_generation_logprobs = bool(_opt(args, "reuse_generation_logprobs", True))
+        self.length_buckets = bool(_opt(args, "length_buckets", True))
+        self._raw_rewards: torch.Tensor | None = None
+        self._last_rewards: torch.Tensor | None = None
+        self._sampler_old_logps: torch.Tensor | None = None
+        self._refill_order: list[int] = []
+        self._refill_epoch = 0
+        if self.dynamic_sampling:
+            if self.accelerator.num_processes > 1:
+                raise ValueError("dynamic_sampling runs on a single process only")
+            if not hasattr(self.train_dataset, "__getitem__") or not hasattr(self.train_dataset, "__len__"):
+                raise ValueError("dynamic_sampling needs a map-style train_dataset (not an IterableDataset)")
+
+    # ------------------------------------------------------------------ setup
+
+    @staticmethod
+    def _check_args(args: Any) -> None:
+        if args.loss_type not in LOSS_TYPES:
+            raise ValueError(f"loss_type {args.loss_type!r} is not implemented here; use one of {LOSS_TYPES}")
+        for name, off, why in UNSUPPORTED_TRL_OPTIONS:
+            if getattr(args, name, off) != off:
+                raise ValueError(
+                    f"{name}={getattr(args, name)!r} is not supported ({why}); set it to {off!r}"
+                )
+
+    def _adopt_ref_model(self, ref_model: torch.nn.Module) -> None:
+        from trl.models import prepare_deepspeed, prepare_fsdp
+
+        self.beta = self.args.beta
+        ref_model.eval()
+        ref_model.requires_grad_(False)
+        if self.args.disable_dropout:
+            disable_dropout_in_model(ref_model)
+        add_fused_lm_head(ref_model, temperature=self.temperature)
+        if self.is_deepspeed_enabled:
+            ref_model = prepare_deepspeed(ref_model, self.accelerator)
+        elif self.is_fsdp_enabled:
+            ref_model = prepare_fsdp(ref_model, self.accelerator)
+        else:
+            ref_model = self.accelerator.prepare_model(ref_model, evaluation_mode=True)
+        self.ref_model = ref_model
+        if self.args.sync_ref_model:
+            from trl.trainer.callbacks import SyncRefModelCallback
+
+            self.add_callback(SyncRefModelCallback(ref_model=self.ref_model, accelerator=self.accelerator))
+
+    # ------------------------------------------------------------------ rollouts
+
+    def _fast_generation_applies(self, images: Any, multimodal_fields: Any) -> bool:
+        return (
+            self.fast_generation
+            and not self.use_vllm
+            and not self.use_transformers_continuous_batching
+            and images is None
+            and not multimodal_fields
+            and self.temperature > 0
+            and (self.repetition_penalty in (None, 1.0))
+            and not self.args.generation_kwargs
+        )
+
+    def _generate_single_turn(
+        self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False
+    ):
+        if not self._fast_generation_applies(images, multimodal_fields):
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
+        from trl.models import unwrap_model_for_generation
+
+        with (
+            unwrap_model_for_generation(
+                self.model_wrapped,
+                self.accelerator,
+                gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+            ) as unwrapped_model,
+            torch.no_grad(),
+            self._dist.summon_full_params(self.model_wrapped, recurse=False),
+        ):
+            completion_ids, logprobs = sample(
+                unwrapped_model,
+                prompt_ids,
+                max_new_tokens=self.max_completion_length,
+                eos_token_ids=self.eos_token_ids,
+                pad_token_id=self._tokenizer.pad_token_id,
+                temperature=self.temperature,
+                top_k=self.top_k or None,
+                top_p=self.top_p,
+                min_p=self.min_p,
+            )
+        self._sampler_old_logps = self._old_logps_from_sampler(logprobs)
+        return completion_ids, logprobs
+
+    def _old_logps_from_sampler(self, logprobs: list[list[float]]) -> torch.Tensor | None:
+        """[B, C] right-padded sampler log-probs when TRL is about to compute π_old by a forward pass and they can
+        stand in for it; else None."""
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        if (
+            not self.reuse_generation_logprobs
+            or self.args.gradient_accumulation_steps % generate_every == 0  # TRL will not compute π_old
+            or self.args.bf16
+            or self.args.fp16
+            or self.pad_to_multiple_of is not None
+            or any(p.dtype != torch.float32 for p in self.model.parameters())
+        ):
+            return None
+        width = max((len(x) for x in logprobs), default=0)
+        out = torch.zeros((len(logprobs), width), dtype=torch.float32)
+        for i, row in enumerate(logprobs):
+            out[i, : len(row)] = torch.tensor(row, dtype=torch.float32)
+        return out.to(self.accelerator.device)
+
+    def _get_per_token_logps_and_entropies(
+        self,
+        model,
+        input_ids,
+        attention_mask,
+        logits_to_keep,
+        batch_size=None,
+        compute_entropy=False,
+        compute_aux_loss=False,
+        **kwargs,
+    ):
+        reuse = self._sampler_old_logps
+        if (
+            reuse is not None
+            and model is self.model
+            and not torch.is_grad_enabled()
+            and not compute_entropy
+            and not compute_aux_loss
+            and tuple(reuse.shape) == (input_ids.size(0), logits_to_keep)
+        ):
+            # the π_old forward right after sampling: the sampler already scored these tokens
+            self._sampler_old_logps = None
+            return reuse, None, None
+        multimodal = any(v is not None for k, v in kwargs.items() if k in _MM_KEYS)
+        if not self.length_buckets or multimodal or compute_aux_loss or input_ids.size(0) < 2:
+            return super()._get_per_token_logps_and_entropies(
+                model,
+                input_ids,
+                attention_mask,
+                logits_to_keep,
+                batch_size,
+                compute_entropy,
+                compute_aux_loss,
+                **kwargs,
+            )
+        return self._bucketed_logps(
+            model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy
+        )
+
+    def _bucketed_logps(self, model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy):
+        """TRL's scoring forward per length bucket. [B, P+C] left-padded prompts + right-padded completions ->
+        ([B, C] log-probs, [B, C] entropies or None, None); zero where a position is padding (as TRL's)."""
+        B, L = input_ids.shape
+        C = logits_to_keep
+        P = L - C
+        am = attention_mask.bool()
+        prompt_part, comp_part = am[:, :P], am[:, P:]
+        pos_p = torch.arange(P, device=am.device).expand(B, P)
+        first = torch.where(prompt_part, pos_p, torch.full_like(pos_p, P)).amin(dim=1)
+        prompt_len = (P - first).tolist()
+        pos_c = torch.arange(C, device=am.device).expand(B, C)
+        comp_len = (torch.where(comp_part, pos_c + 1, torch.zeros_like(pos_c)).amax(dim=1)).tolist()
+        buckets = plan_buckets([p + c for p, c in zip(prompt_len, comp_len, strict=True)])
+        if len(buckets) == 1 and max(prompt_len) == P and max(comp_len) == C:
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy
+            )
+        logps = None
+        entropies = None
+        for rows in buckets:
+            idx = torch.as_tensor(rows, device=input_ids.device)
+            pb = max(prompt_len[i] for i in rows)
+            cb = max(1, max(comp_len[i] for i in rows))
+            ids_b = input_ids[idx, P - pb : P + cb]
+            mask_b = attention_mask[idx, P - pb : P + cb]
+            lp, ent, _ = super()._get_per_token_logps_and_entropies(
+                model, ids_b, mask_b, cb, batch_size, compute_entropy
+            )
+            if logps is None:
+                logps = lp.new_zeros((B, C))
+                entropies = lp.new_zeros((B, C)) if compute_entropy else None
+            logps = logps.index_put((idx[:, None], torch.arange(cb, device=idx.device)[None, :]), lp)
+            if compute_entropy:
+                entropies = entropies.index_put(
+                    (idx[:, None], torch.arange(cb, device=idx.device)[None, :]), ent
+                )
+        return logps, entropies, None
+
+    # ------------------------------------------------------------------ rewards, advantages, dynamic sampling
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._raw_rewards = rewards_per_func
+        return rewards_per_func
+
+    def _total_rewards(self, rewards_per_func: torch.Tensor) -> torch.Tensor:
+        """[N, F] rewards per function (NaN = not applicable) -> [N] weighted sum; NaN where no function applied."""
+        w = self.reward_weights.to(rewards_per_func.device)
+        total = (rewards_per_func * w.unsqueeze(0)).nansum(dim=1)
+        total[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+        return total
+
+    def _score_once(self, inputs: list[dict[str, Any]]) -> tuple[dict[str, Any], torch.Tensor]:
+        self._raw_rewards = None
+        try:
+            out = super()._generate_and_score_completions(inputs)
+        finally:
+            self._sampler_old_logps = None
+        if self._raw_rewards is None:  # pragma: no cover - TRL always scores through _calculate_rewards
+            raise RuntimeError("TRL did not call _calculate_rewards")
+        return out, self._total_rewards(self._raw_rewards)
+
+    def _generate_and_score_completions(self, inputs):
+        mode = "train" if self.model.training else "eval"
+        G = self.num_generations if mode == "train" else self.num_generations_eval
+        out, rewards = self._score_once(inputs)  # rewards: gathered over processes
+        if self.dynamic_sampling and mode == "train":
+            out, rewards = self._dynamic_sampling(out, rewards, inputs, G)
+        advantages = compute_advantages(rewards, G, self.scale_rewards)
+        self._last_rewards = rewards  # [N] total reward of each row of the batch, all processes
+        n_local = out["completion_ids"].size(0)
+        start = self.accelerator.process_index * n_local
+        out["advantages"] = advantages[start : start + n_local].to(out["completion_ids"].device)
+        return out
+
+    def _draw_refill(self, n_prompts: int, G: int) -> list[dict[str, Any]]:
+        """n_prompts fresh training rows, each repeated G times, in a seeded order separate from TRL's sampler."""
+        rows: list[dict[str, Any]] = []
+        for _ in range(n_prompts):
+            if not self._refill_order:
+                g = torch.Generator().manual_seed(int(self.args.seed) + 7919 * (self._refill_epoch + 1))
+                self._refill_order = torch.randperm(len(self.train_dataset), generator=g).tolist()
+                self._refill_epoch += 1
+            row = self.train_dataset[self._refill_order.pop()]
+            rows.extend(dict(row) for _ in range(G))
+        return rows
+
+    def _dynamic_sampling(self, out, rewards, inputs, G):
+        n_groups = rewards.numel() // G
+        flat = zero_variance_groups(rewards, G)
+        mode = "train"
+        metrics = self._metrics[mode]
+        metrics["dynamic_sampling/zero_std_share"].append(flat.float().mean().item())
+        keep = (~flat).nonzero().squeeze(1).tolist()
+        parts = [(out, rewards, keep)]
+        have, rounds, generated, good_total = len(keep), 0, n_groups, len(keep)
+        while have < n_groups and rounds < self.max_resample_tries:
+            rounds += 1
+            need = n_groups - have
+            keep_rate = max(
+                good_total / generated, 0.25
+            )  # oversample by the share of useful groups seen so far
+            n_new = min(n_groups, math.ceil(need / keep_rate))
+            o2, r2 = self._score_once(self._draw_refill(n_new, G))
+            good = (~zero_variance_groups(r2, G)).nonzero().squeeze(1).tolist()
+            generated, good_total = generated + n_new, good_total + len(good)
+            parts.append((o2, r2, good[:need]))
+            have += len(good[:need])
+        metrics["dynamic_sampling/rounds"].append(float(rounds))
+        short = n_groups - have
+        metrics["dynamic_sampling/unfilled_share"].append(short / n_groups)
+        if rounds == 0:
+            return out, rewards
+        if short:
+            parts.append((out, rewards, flat.nonzero().squeeze(1).tolist()[:short]))
+            from r1cli.console import log
+
+            log(
+                f"[yellow]dynamic sampling[/]: {short} of {n_groups} prompt groups still had equal rewards after "
+                f"{rounds} extra round(s); kept them with advantage 0"
+            )
+        return self._join_groups(parts, G)
+
+    def _join_groups(self, parts, G):
+        """Rows of the chosen groups of several scored batches -> one scored batch (tensors re-padded)."""
+        pad_id = self._tokenizer.pad_token_id
+        sel = []
+        for o, r, groups in parts:
+            rows = torch.tensor([g * G + j for g in groups for j in range(G)], dtype=torch.long)
+            sel.append((o, r, rows))
+        rewards = torch.cat([r[rows.to(r.device)] for _, r, rows in sel])
+        out: dict[str, Any] = {}
+        for key, value in sel[0][0].items():
+            if key in ("advantages", "num_items_in_batch"):
+                continue
+            if not isinstance(value, torch.Tensor) or value.dim() == 0:
+                raise ValueError(f"dynamic_sampling cannot join the batch field {key!r}")
+            chunks = [o[key][rows.to(o[key].device)] for o, _, rows in sel]
+            if value.dim() == 1:
+                out[key] = torch.cat(chunks)
+                continue
+            width = max(c.size(1) for c in chunks)
+            if key == "prompt_ids" or key == "prompt_mask":
+                fill = pad_id if key == "prompt_ids" else 0
+                chunks = [torch.nn.functional.pad(c, (width - c.size(1), 0), value=fill) for c in chunks]
+            elif key == "completion_ids":
+                chunks = [torch.nn.functional.pad(c, (0, width - c.size(1)), value=pad_id) for c in chunks]
+            elif key in _RIGHT_PADDED:
+                chunks = [
+                    torch.nn.functional.pad(c, (0, width - c.size(1)), value=_RIGHT_PADDED[key])
+                    for c in chunks
+                ]
+            else:
+                raise ValueError(f"dynamic_sampling cannot join the batch field {key!r}")
+            out[key] = torch.cat(chunks)
+        mask = out["completion_mask"] if "tool_mask" not in out else out["completion_mask"] * out["tool_mask"]
+        out["num_items_in_batch"] = mask.sum()
+        out["advantages"] = torch.zeros(mask.size(0), device=mask.device)  # replaced by the caller
+        return out, rewards
+
+    # ------------------------------------------------------------------ loss
+
+    def _compute_loss(self, model, inputs):
+        prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
+        completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
+        mask = completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"]
+        per_token_logps, entropies, aux_loss = self._get_per_token_logps_and_entropies(
+            model,
+            input_ids,
+            attention_mask,
+            completion_ids.size(1),
+            compute_entropy=True,
+            compute_aux_loss=self.aux_loss_enabled,
+            **{k: inputs.get(k) for k in _MM_KEYS},
+        )
+        mode = "train" if self.model.training else "eval"
+        accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
+        num_items = None
+        if (
+            self.loss_type == "dapo"
+        ):  # token mean over the whole generation batch, all processes (see docstring)
+            num_items = inputs["num_items_in_batch"] / self.accelerator.num_processes
+            if mode == "train":
+                num_items = num_items * accumulation / self.args.steps_per_generation
+        importance = None
+        if self.use_vllm and self.args.vllm_importance_sampling_correction:
+            importance = inputs["importance_sampling_ratio"]
+        loss, metrics = grpo_loss(
+            per_token_logps,
+            inputs.get("old_per_token_logps"),
+            inputs.get("ref_per_token_logps") if self.beta != 0.0 else None,
+            inputs["advantages"],
+            mask,
+            epsilon=self.epsilon_low,
+            epsilon_high=self.epsilon_high,
+            beta=self.beta,
+            loss_type=self.loss_type,
+            max_completion_length=self.max_completion_length,
+            num_items=num_items,
+            entropies=entropies,
+            importance_weights=importance,
+        )
+        if self.loss_type != "dapo":
+            loss = loss / accumulation
+        if self.aux_loss_enabled and aux_loss is not None:
+            loss = loss + self.router_aux_loss_coef * aux_loss / accumulation
+        self._log_loss_metrics(mode, metrics)
+        return loss
+
+    def _log_loss_metrics(self, mode: str, metrics: dict[str, torch.Tensor]) -> None:
+        """Token-weighted means over all processes, under TRL's metric names."""
+        n = metrics["num_tokens"].float()
+        names = [
+            k
+            for k in (
+                "kl",
+                "entropy",
+                "clip_ratio/low_mean",
+                "clip_ratio/high_mean",
+                "clip_ratio/region_mean",
+            )
+            if k in metrics
+        ]
+        local = torch.stack([metrics[k].float() * n for k in names] + [n])
+        total = self.accelerator.reduce(local, reduction="sum")
+        count = total[-1].clamp(min=1.0)
+        for i, k in enumerate(names):
+            self._metrics[mode][k].append((total[i] / count).item())

@@ -1,0 +1,349 @@
+"""R1GRPOTrainer on a tiny random Qwen2: loss = grpo_loss = TRL's on the same tensors, sampler, reference model,
+stored old log-probs, dynamic sampling, and RLConfig loading. One tokenizer and model family for the module."""
+
+from __future__ import annotations
+
+import copy
+import string
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("trl")
+
+from r1cli.grpo.loss import compute_advantages, grpo_loss, zero_variance_groups  # noqa: E402
+
+G = 4
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import PreTrainedTokenizerFast
+
+    chars = list(string.digits + "+-=?<>/ \nabcdefghijklmnopqrstuvwxyzW")
+    vocab = {"<|endoftext|>": 0, **{c: i + 1 for i, c in enumerate(chars)}}
+    t = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=None))  # character-level
+    t.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(tokenizer_object=t, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+
+
+def _model(tok, seed=0, eos_bias=2.5):
+    """A 2-layer Qwen2 whose LM head has a bias raising EOS, so completions end at varied lengths (as a trained
+    model's do). A bias, not a forward override: TRL's fused scoring head reads the LM head's weight and bias."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=False,
+        eos_token_id=0,
+        pad_token_id=0,
+        bos_token_id=None,
+    )
+    model = Qwen2ForCausalLM(cfg)
+    head = torch.nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=True)
+    with torch.no_grad():
+        head.weight.copy_(model.lm_head.weight)
+        head.bias.zero_()
+        head.bias[0] = eos_bias
+    model.lm_head = head
+    return model
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    from datasets import Dataset
+
+    rows = [
+        {"prompt": f"What is {a}+{b}?", "kind": "flat" if a % 3 == 0 else "varied"}
+        for a, b in zip(range(40), range(40, 0, -1), strict=True)
+    ]
+    return Dataset.from_list(rows)
+
+
+def length_reward(completions, kind, **kw):
+    """Varies with the completion, except on 'flat' prompts where every completion gets 1 (zero variance)."""
+    return [1.0 if k == "flat" else float(len(c) % 3) for c, k in zip(completions, kind, strict=True)]
+
+
+def _args(tmp_path, **kw):
+    from r1cli.grpo.config import RLConfig
+
+    base = dict(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4 * G,
+        num_generations=G,
+        max_completion_length=12,
+        max_steps=2,
+        learning_rate=1e-3,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        rewards=[{"name": "length"}],
+        logging_steps=1,
+    )
+    base.update(kw)
+    return RLConfig(**base)
+
+
+def _trainer(tok, dataset, tmp_path, model=None, **kw):
+    from r1cli.grpo.trainer import R1GRPOTrainer
+
+    return R1GRPOTrainer(
+        model=model if model is not None else _model(tok),
+        reward_funcs=length_reward,
+        args=_args(tmp_path, **kw),
+        train_dataset=dataset,
+        processing_class=tok,
+    )
+
+
+def _batch(trainer, dataset, n_prompts=4):
+    rows = [dict(dataset[i]) for i in range(n_prompts) for _ in range(G)]
+    trainer.model.train()
+    return trainer._generate_and_score_completions(rows)
+
+
+def _forward_logps(model, batch, temperature=1.0):
+    ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
+    mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    C = batch["completion_ids"].size(1)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -C - 1 : -1].float()
+    return (
+        torch.log_softmax(logits / temperature, -1).gather(-1, batch["completion_ids"][..., None]).squeeze(-1)
+    )
+
+
+# ------------------------------------------------------------------ sampler
+
+
+def test_sampler_logprobs_are_the_models_and_rows_stop_at_eos(tok):
+    from r1cli.grpo.sampler import sample
+
+    model = _model(tok).eval()
+    prompts = [tok(f"What is {i}+{i}?").input_ids for i in (1, 22, 7)]
+    rows = [p for p in prompts for _ in range(G)]
+    torch.manual_seed(0)
+    comps, lps = sample(
+        model, rows, max_new_tokens=10, eos_token_ids=[0], pad_token_id=0, temperature=0.7, top_p=0.9
+    )
+    assert len(comps) == len(rows)
+    lengths = [len(c) for c in comps]
+    assert min(lengths) < 10 and len(set(lengths)) > 2  # rows finish at different steps
+    for c in comps:
+        assert 0 not in c[:-1] and (len(c) == 10 or c[-1] == 0)  # EOS only as the last token
+    # the returned log-probs are log_softmax(logits / T) of a plain full forward at the sampled tokens
+    for p, c, lp in zip(rows, comps, lps, strict=True):
+        ids = torch.tensor([p + c])
+        logits = model(input_ids=ids).logits[0, len(p) - 1 : -1].float()
+        want = torch.log_softmax(logits / 0.7, -1).gather(-1, torch.tensor(c)[:, None]).squeeze(-1)
+        assert torch.allclose(torch.tensor(lp), want, atol=1e-4)
+
+
+def test_sampler_filters_match_transformers_warpers():
+    from transformers.generation.logits_process import MinPLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    from r1cli.grpo.sampler import _filter_logits
+
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(5, 50, generator=g)
+    want = TopKLogitsWarper(10)(None, scores.clone())
+    want = TopPLogitsWarper(0.8)(None, want)
+    want = MinPLogitsWarper(0.1)(None, want)
+    got = _filter_logits(scores.clone(), 10, 0.8, 0.1)
+    assert torch.equal(torch.isinf(got), torch.isinf(want))
+
+
+def test_plan_buckets_partitions_rows_and_cuts_padding():
+    from r1cli.grpo.trainer import plan_buckets
+
+    lengths = [10] * 8 + [40] * 8
+    buckets = plan_buckets(lengths)
+    assert sorted(i for b in buckets for i in b) == list(range(16))
+    assert len(buckets) == 2 and {lengths[i] for i in buckets[0]} == {10}
+    assert len(plan_buckets([12] * 16)) == 1  # nothing to gain: one forward
+
+
+# ------------------------------------------------------------------ loss on identical inputs
+
+
+def test_loss_equals_grpo_loss_and_trl_on_the_same_tensors(tok, dataset, tmp_path):
+    from trl import GRPOTrainer
+
+    from r1cli.grpo.trainer import plan_buckets
+
+    tr = _trainer(tok, dataset, tmp_path, beta=0.04, loss_type="grpo")
+    tr.current_gradient_accumulation_steps = 1  # set by the training loop; outside it, by hand
+    batch = _batch(tr, dataset)
+    model = tr.model
+    lp_ref = _forward_logps(model, batch)  # a plain forward, no buckets, no fused head
+    lp, ent, _ = tr._get_per_token_logps_and_entropies(
+        model,
+        torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1),
+        torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1),
+        batch["completion_ids"].size(1),
+        compute_entropy=True,
+    )
+    m = batch["completion_mask"].bool()
+    lengths = (batch["prompt_mask"].sum(1) + batch["completion_mask"].sum(1)).tolist()
+    assert len(plan_buckets(lengths)) > 1  # the bucketed path is the one under test
+    assert torch.allclose(lp[m], lp_ref[m], atol=1e-5)  # bucketed scoring = full forward
+    assert torch.all(lp[~m] == 0)
+    for loss_type in ("grpo", "bnpo", "dr_grpo", "dapo"):
+        tr.loss_type = loss_type
+        ours = tr._compute_loss(model, batch)
+        theirs = GRPOTrainer._compute_loss(tr, model, batch)  # TRL's own loss code on the same inputs
+        want, _ = grpo_loss(
+            lp_ref,
+            batch.get("old_per_token_logps"),
+            batch["ref_per_token_logps"],
+            batch["advantages"],
+            batch["completion_mask"],
+            epsilon=0.2,
+            beta=0.04,
+            loss_type=loss_type,
+            max_completion_length=12,
+            num_items=batch["num_items_in_batch"] if loss_type == "dapo" else None,
+        )
+        assert ours.item() == pytest.approx(theirs.item(), rel=1e-5, abs=1e-7), loss_type
+        assert ours.item() == pytest.approx(want.item(), rel=1e-4, abs=1e-6), loss_type
+    # advantages are compute_advantages of the summed rewards, group by group
+    rewards = tr._total_rewards(tr._raw_rewards)
+    assert torch.allclose(batch["advantages"], compute_advantages(rewards, G, "group"))
+    assert tr.ref_model is not None and not any(p.requires_grad for p in tr.ref_model.parameters())
+
+
+def test_old_logprobs_are_the_samplers_when_iterating(tok, dataset, tmp_path):
+    tr = _trainer(tok, dataset, tmp_path, num_iterations=2)
+    batch = _batch(tr, dataset)
+    assert "old_per_token_logps" in batch and "sampling_per_token_logps" in batch
+    with torch.no_grad():
+        fresh = _forward_logps(tr.model, batch)
+    m = batch["completion_mask"].bool()
+    assert torch.allclose(batch["old_per_token_logps"][m], fresh[m], atol=1e-4)
+    tr.reuse_generation_logprobs = False  # TRL's own forward gives the same numbers
+    batch2 = _batch(tr, dataset)
+    with torch.no_grad():
+        fresh2 = _forward_logps(tr.model, batch2)
+    m2 = batch2["completion_mask"].bool()
+    assert torch.allclose(batch2["old_per_token_logps"][m2], fresh2[m2], atol=1e-4)
+
+
+def test_a_few_training_steps_with_kl_and_two_iterations(tok, dataset, tmp_path):
+    model = _model(tok)
+    before = copy.deepcopy(model.state_dict())
+    tr = _trainer(
+        tok, dataset, tmp_path, model=model, beta=0.04, num_iterations=2, max_steps=3, loss_type="dapo"
+    )
+    out = tr.train()
+    assert out.global_step == 3 and torch.isfinite(torch.tensor(out.training_loss))
+    logs = [h for h in tr.state.log_history if "kl" in h]
+    assert logs and all(h["kl"] >= 0 for h in logs)
+    assert any("clip_ratio/region_mean" in h for h in tr.state.log_history)
+    changed = any(not torch.equal(before[k], v) for k, v in tr.model.state_dict().items())
+    assert changed
+    # the reference stays the initial policy
+    ref_sd = tr.ref_model.state_dict()
+    assert all(torch.equal(before[k], ref_sd[k]) for k in before)
+
+
+def test_peft_reference_is_the_adapter_disabled_base(tok, dataset, tmp_path):
+    from peft import LoraConfig
+
+    from r1cli.grpo.trainer import R1GRPOTrainer
+
+    tr = R1GRPOTrainer(
+        model=_model(tok),
+        reward_funcs=length_reward,
+        args=_args(tmp_path, beta=0.04),
+        train_dataset=dataset,
+        processing_class=tok,
+        peft_config=LoraConfig(
+            r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+        ),
+    )
+    assert tr.ref_model is None  # no second copy of the base
+    batch = _batch(tr, dataset)
+    with torch.no_grad(), tr.model.disable_adapter():
+        base = _forward_logps(tr.model, batch)
+    m = batch["completion_mask"].bool()
+    assert torch.allclose(batch["ref_per_token_logps"][m], base[m], atol=1e-5)
+    with torch.no_grad():
+        adapted = _forward_logps(tr.model, batch)
+    assert not torch.allclose(adapted[m], base[m], atol=1e-4)  # the adapter does change the policy
+
+
+# ------------------------------------------------------------------ dynamic sampling
+
+
+def test_dynamic_sampling_drops_and_refills_zero_variance_groups(tok, dataset, tmp_path):
+    tr = _trainer(tok, dataset, tmp_path, dynamic_sampling=True, max_resample_tries=6)
+    rows = [dict(dataset[i]) for i in (0, 1, 2, 3) for _ in range(G)]  # prompt 0 and 3 are 'flat'
+    tr.model.train()
+    batch = tr._generate_and_score_completions(rows)
+    assert batch["completion_ids"].size(0) == 4 * G
+    rewards = tr._last_rewards
+    flat = zero_variance_groups(rewards, G)
+    m = tr._metrics["train"]
+    assert m["dynamic_sampling/zero_std_share"][-1] >= 0.5
+    assert m["dynamic_sampling/rounds"][-1] >= 1
+    assert flat.sum().item() == round(m["dynamic_sampling/unfilled_share"][-1] * 4)
+    assert torch.allclose(batch["advantages"], compute_advantages(rewards, G))
+    assert batch["num_items_in_batch"].item() == batch["completion_mask"].sum().item()
+    # the joined batch is consistent: every completion row lines up with its prompt row
+    assert batch["prompt_ids"].size(0) == batch["completion_mask"].size(0) == batch["advantages"].numel()
+
+
+def test_dynamic_sampling_without_tries_keeps_flat_groups_at_zero_advantage(tok, dataset, tmp_path):
+    tr = _trainer(tok, dataset, tmp_path, dynamic_sampling=True, max_resample_tries=0)
+    rows = [dict(dataset[i]) for i in (0, 3) for _ in range(G)]  # both 'flat'
+    tr.model.train()
+    batch = tr._generate_and_score_completions(rows)
+    assert torch.all(batch["advantages"] == 0)
+    assert tr._metrics["train"]["dynamic_sampling/unfilled_share"][-1] == 1.0
+
+
+# ------------------------------------------------------------------ config
+
+
+def test_rlconfig_loads_with_precedence_and_rejects_unknown_keys(tmp_path):
+    from r1cli.config import load_config
+    from r1cli.errors import ConfigError
+    from r1cli.grpo.config import RLConfig
+
+    recipe = tmp_path / "rl.yaml"
+    recipe.write_text(
+        "learning_rate: 3.0e-5\nnum_generations: 4\nper_device_train_batch_size: 16\n"
+        "rewards:\n  - {name: accuracy}\n  - {name: format, weight: 0.5}\nloss_type: dapo\n"
+    )
+    c = load_config(RLConfig)
+    assert (c.loss_type, c.scale_rewards, c.beta, c.gradient_checkpointing, c.bf16) == (
+        "grpo",
+        "group",
+        0.0,
+        False,
+        False,
+    )
+    c = load_config(
+        RLConfig, recipe, ["learning_rate=1e-5", "dynamic_sampling=true"], {"output": str(tmp_path / "r")}
+    )
+    assert (c.learning_rate, c.num_generations, c.loss_type, c.dynamic_sampling) == (1e-5, 4, "dapo", True)
+    assert c.reward_weights == [1.0, 0.5] and c.output_dir == str(tmp_path / "r" / "trainer")
+    for bad, msg in (
+        (["nope=1"], "unknown config key"),
+        (["loss_type=ppo"], "loss_type"),
+        (["scale_rewards=yes"], "scale_rewards"),
+        (["importance_sampling_level=sequence"], "not supported"),
+        (["rewards=[]"], "rewards is empty"),
+    ):
+        with pytest.raises(ConfigError, match=msg):
+            load_config(RLConfig, None, bad)
