@@ -92,6 +92,16 @@ def test_resolve_local_folder_run_folder_and_hub_id(tiny_dir, tmp_path):
     assert resolve_model("Qwen/Qwen2.5-1.5B-Instruct") == "Qwen/Qwen2.5-1.5B-Instruct"
 
 
+def test_preset_resolves_to_the_cached_build(tiny_base_path):
+    from r1cli.models import load_model, model_ref, resolve_model
+
+    assert resolve_model("tiny-test") == str(tiny_base_path)
+    model, tok = load_model(ModelArgs(model="tiny-test"))
+    assert type(model).__name__ == "Qwen2ForCausalLM" and tok.padding_side == "left"
+    ref = model_ref("tiny-test")
+    assert ref.path == tiny_base_path and ref.content_hash and ref.kind == "model"
+
+
 def test_missing_path_is_one_line_exit_3(tmp_path):
     from r1cli.models import resolve_model
 
@@ -184,6 +194,7 @@ def test_hub_id_goes_through_from_pretrained_and_fails_in_one_line_offline(monke
     with pytest.raises(InputArtifactError) as e:
         load_model(ModelArgs(model="r1cli-test-org/no-such-model"))
     assert "r1cli-test-org/no-such-model" in e.value.message and "\n" not in e.value.message
+    assert "hub" in e.value.message and "preset" in e.value.hint
 
 
 def test_other_architecture_is_refused(tiny_dir, tmp_path):

@@ -175,7 +175,7 @@ def _load_tokenizer(r: ResolvedModel, args: Any) -> Any:
     try:
         tok = AutoTokenizer.from_pretrained(src, **kwargs)
     except Exception as e:  # OSError, ValueError, ImportError from tokenizer classes
-        raise InputArtifactError(f"cannot load the tokenizer of model {r.spec!r}: {_first_line(e)}") from None
+        raise _load_error(r, e, what="the tokenizer of model") from None
     prepare_tokenizer(tok)
     return tok
 
@@ -226,25 +226,26 @@ def _check_causal_lm(r: ResolvedModel, args: Any) -> None:
         )
 
 
-def _load_error(r: ResolvedModel, e: BaseException) -> InputArtifactError:
+def _load_error(r: ResolvedModel, e: BaseException, what: str = "model") -> InputArtifactError:
+    """A one-line InputArtifactError (with a hint) for a failed `from_pretrained` of `r`."""
     msg = _first_line(e)
     low = str(e).lower()
     if r.is_hub and ("connect" in low or "offline" in low or "resolve" in low and "host" in low):
         return InputArtifactError(
-            f"cannot download model {r.spec!r} from the Hugging Face hub: {msg}",
+            f"cannot download {what} {r.spec!r} from the Hugging Face hub: {msg}",
             hint="no internet here? use a preset (tiny, smollm2-135m) or a local folder",
         )
-    if "safetensors" in low or ".bin" in low and "no file" in low:
+    if what == "model" and ("safetensors" in low or ".bin" in low and "no file" in low):
         return InputArtifactError(
             f"model {r.spec!r} has no safetensors weights ({msg})",
             hint="r1cli loads safetensors only (pickled .bin files can run code): re-save it with save_pretrained",
         )
     if "trust_remote_code" in low:
         return InputArtifactError(
-            f"model {r.spec!r} needs its own code from the hub ({msg})",
+            f"{what} {r.spec!r} needs its own code from the hub ({msg})",
             hint="only if you trust it: --set trust_remote_code=true",
         )
-    return InputArtifactError(f"cannot load model {r.spec!r}: {msg}")
+    return InputArtifactError(f"cannot load {what} {r.spec!r}: {msg}")
 
 
 def _from_pretrained(r: ResolvedModel, args: Any, device: str) -> Any:
@@ -352,8 +353,8 @@ def load_model(args: Any, *, for_training: bool = False, device: str | None = No
     """
     device = device or default_device()
     r = _resolve(args.model)
+    model = _from_pretrained(r, args, device)  # first: its config check gives the clearest error
     tok = _load_tokenizer(r, args)
-    model = _from_pretrained(r, args, device)
     if len(tok) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tok))
     use_peft = bool(getattr(args, "use_peft", False))
@@ -430,8 +431,8 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, dtype: str = 
     base = _adapter_base(adapter, 0)
     args = ModelArgs(model=base.source, dtype=dtype)
     r = ResolvedModel(spec=str(adapter), source=base.source, adapter=adapter, is_hub=base.is_hub)
-    tok = _load_tokenizer(r, args)
     model = _from_pretrained(r, args, "cpu")
+    tok = _load_tokenizer(r, args)
     try:
         model = PeftModel.from_pretrained(model, str(adapter))
     except Exception as e:
