@@ -166,7 +166,7 @@ def test_sampler_distribution_and_nucleus():
     probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
     logits = probs.log().expand(40000, 4)
     u = row_uniforms(torch.arange(40000) * 7919 % (1 << 32), torch.zeros(40000, dtype=torch.long))
-    assert 0 <= float(u.min()) and float(u.max()) < 1 and abs(float(u.mean()) - 0.5) < 0.01
+    assert float(u.min()) >= 0 and float(u.max()) < 1 and abs(float(u.mean()) - 0.5) < 0.01
     tok = sample_tokens(logits, u, 1.0, 1.0)
     freq = torch.bincount(tok, minlength=4).float() / 40000
     assert torch.allclose(freq, probs, atol=0.01)

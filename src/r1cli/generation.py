@@ -169,8 +169,7 @@ def sample_tokens(logits: Any, u: Any, temperature: float, top_p: float, top_k0:
     probs = torch.softmax(logits.float() / temperature, dim=-1)
     if top_p >= 1.0:
         return _inverse_cdf(probs, None, u)
-    V = probs.shape[1]
-    if V <= top_k0:
+    if probs.shape[1] <= top_k0:
         vals, order = probs.sort(dim=-1, descending=True)
         return _inverse_cdf(_nucleus(vals, top_p), order, u)
     vals, order = probs.topk(top_k0, dim=-1)

@@ -9,6 +9,7 @@
    `./shared/data`/`../shared/data` from the working directory), otherwise its hub id
    (`HuggingFaceH4/MATH-500`, `openai/gsm8k` config `main`, `HuggingFaceH4/aime_2024`) with the same mapping;
 3. a local file (`.jsonl`, `.json`, `.parquet`, `.csv`) or dataset folder (`save_to_disk`, or an `r1 data` run);
+   rows whose `task` column names one built-in task (what `r1 data` writes) are graded like that task;
 4. a hub id `org/name` (optionally `org/name:config`), split `test` when it has one.
 
 Every row is normalised to `prompt` (the question, no template), `answer` (the gold final answer, a string) and,
@@ -148,7 +149,7 @@ def load_benchmark(
                 f"benchmark file {spec!r} is not JSONL/JSON/Parquet/CSV", hint="convert it, or pass a hub id"
             )
         rows = normalise(raw, columns or {}, what=spec)
-        return Benchmark(_stem(p), rows[:limit] if limit else rows, str(p), "math", 4)
+        return _with_task(Benchmark(_stem(p), rows[:limit] if limit else rows, str(p), "math", 4), task_params)
     hub, _, config = spec.partition(":")
     if re.fullmatch(r"[\w.-]+/[\w.-]+", hub):
         raw = _load_hub(hub, config or None, split)
@@ -159,6 +160,16 @@ def load_benchmark(
         hint=f"use a built-in task ({', '.join(available_tasks())}), {', '.join(KNOWN)}, a JSONL/Parquet file or a "
         "hub id org/name",
     )
+
+
+def _with_task(b: Benchmark, task_params: dict[str, Any] | None) -> Benchmark:
+    """Rows written by `r1 data` (a `task` column naming one built-in task) are graded by that task."""
+    from r1cli.tasks import available_tasks, get_task
+
+    names = {r.get("task") for r in b.rows}
+    if len(names) == 1 and (name := names.pop()) in available_tasks():
+        b.kind, b.task = "task", get_task(name, **(task_params or {}))
+    return b
 
 
 def _stem(p: Path) -> str:
