@@ -63,7 +63,7 @@ def test_cache_reuse_and_rebuild(cache, fake_gguf):
     p2 = ensure_smollm2(cache=False)  # forced rebuild replaces the cached copy
     assert p2 == p and len(fake_gguf) == 2
     assert json.loads((p / "config.json").read_text())["n"] == 2
-    assert [x.name for x in cache.iterdir()] == [p.name]  # no temp or old folders left
+    assert [x.name for x in cache.iterdir() if x.is_dir()] == [p.name]  # no temp or old folders left
     # a folder without a valid marker is never taken as built
     (p / "model.safetensors").write_bytes(b"truncated")
     assert not is_built(p)
@@ -82,7 +82,7 @@ def test_interrupted_conversion_leaves_nothing_that_looks_built(cache, fake_gguf
     monkeypatch.setattr(smollm2, "convert", boom)
     with pytest.raises(KeyboardInterrupt):
         smollm2.ensure_smollm2()
-    assert not cache.exists() or list(cache.iterdir()) == []
+    assert not cache.exists() or [x for x in cache.iterdir() if x.is_dir()] == []
 
 
 def test_cache_key_follows_the_gguf_file(cache, fake_gguf):
@@ -135,3 +135,24 @@ def test_convert_real_gguf_and_chat(r1cli_cache):
     reply = tok.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True)
     print("reply:", reply)
     assert "Paris" in reply
+
+
+def test_concurrent_calls_convert_once(cache, fake_gguf, monkeypatch):
+    import threading
+
+    from r1cli import smollm2
+
+    fake = smollm2.convert
+
+    def slow(gguf_file, out_dir):
+        time.sleep(0.3)
+        return fake(gguf_file, out_dir)
+
+    monkeypatch.setattr(smollm2, "convert", slow)
+    paths = []
+    threads = [threading.Thread(target=lambda: paths.append(smollm2.ensure_smollm2())) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(fake_gguf) == 1 and len(set(paths)) == 1 and smollm2.is_built(paths[0])

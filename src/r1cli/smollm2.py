@@ -18,6 +18,7 @@ folder that is then renamed into place) matches the files on disk.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -155,11 +156,25 @@ def cache_dir_for(source_sha256: str) -> Path:
     return cache_root() / f"smollm2-135m-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
+@contextlib.contextmanager
+def _lock(path: Path):
+    """An exclusive advisory file lock (concurrent `ensure_smollm2` calls convert once)."""
+    import fcntl
+
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def ensure_smollm2(cache: bool = True) -> Path:
     """Return a folder with SmolLM2-135M-Instruct as safetensors, converting the wheel's GGUF when needed.
 
     `cache=True` reuses a finished conversion; `cache=False` converts again and replaces the cached copy.
-    Concurrent builders each convert into their own temp folder; the first rename wins, the others reuse it.
+    The conversion runs in a temp sibling folder, under a file lock; the marker is written last and the folder
+    is then renamed into place, so an interrupted conversion never looks finished.
     """
     src = gguf_path()
     src_sha = _file_sha256(src)
@@ -168,36 +183,31 @@ def ensure_smollm2(cache: bool = True) -> Path:
         log(f"smollm2-135m: reusing {final}")
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    tmp.chmod(0o755)
-    try:
-        info = convert(src, tmp)
-        files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
-        marker = {
-            "preset": "smollm2-135m",
-            "source": str(src),
-            "source_sha256": src_sha,
-            "converter_version": CONVERTER_VERSION,
-            "files": files,
-            **info,
-        }
-        (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        if final.exists():
-            if cache and _marker_ok(final):  # another process finished first
-                shutil.rmtree(tmp, ignore_errors=True)
-                return final
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.replace(final, old)
-            shutil.rmtree(old, ignore_errors=True)
+    with _lock(final.parent / f".{final.name}.lock"):
+        if cache and _marker_ok(final):  # converted by a concurrent call while we waited
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+        tmp.chmod(0o755)
         try:
+            info = convert(src, tmp)
+            files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
+            marker = {
+                "preset": "smollm2-135m",
+                "source": str(src),
+                "source_sha256": src_sha,
+                "converter_version": CONVERTER_VERSION,
+                "files": files,
+                **info,
+            }
+            (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+            if final.exists():  # a stale or incomplete folder, or cache=False: move it aside, then drop it
+                old = final.with_name(f".{final.name}.old-{os.getpid()}")
+                os.replace(final, old)
+                shutil.rmtree(old, ignore_errors=True)
             os.replace(tmp, final)
-        except OSError:
-            if not _marker_ok(final):  # lost a race to a concurrent builder: use its folder
-                raise
+        except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            raise
     log(f"smollm2-135m: converted in {info['seconds']:.1f} s -> {final}")
     return final
 
