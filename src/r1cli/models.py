@@ -274,7 +274,7 @@ def _from_pretrained(r: ResolvedModel, args: Any, device: str) -> Any:
             bnb_4bit_compute_dtype=dtype,
             bnb_4bit_use_double_quant=True,
         )
-        kwargs["device_map"] = {"": device}
+        kwargs["device_map"] = {"": _device_map_target(device)}
     try:
         model = AutoModelForCausalLM.from_pretrained(r.source, **kwargs)
     except InputArtifactError:
@@ -285,6 +285,15 @@ def _from_pretrained(r: ResolvedModel, args: Any, device: str) -> Any:
         model = model.to(device)
     disable_bnb_cpu_packing(model)
     return model
+
+
+def _device_map_target(device: str) -> Any:
+    """`cuda` -> the current CUDA index (what accelerate's device_map expects); other devices unchanged."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.current_device()
+    return device
 
 
 def disable_bnb_cpu_packing(model: Any) -> int:
