@@ -1,0 +1,603 @@
+"""The embedded tiny base model: a byte-level BPE tokenizer and a small Qwen2 causal LM, built here from scratch.
+
+`ensure_base(preset)` trains the tokenizer, pretrains the model on the built-in `arith` corpus for a fixed number
+of steps (deterministic by seed) and saves a plain Hugging Face folder (config.json, model.safetensors, tokenizer
+files with a ChatML chat template) that `AutoModelForCausalLM` / `AutoTokenizer.from_pretrained` load without
+r1cli. Builds are cached under `$R1CLI_CACHE` (default `~/.cache/r1cli`) by a hash of the full build config and
+`TINYBASE_VERSION`; a cached build counts only when its manifest (written last, then the folder renamed into place)
+matches the key and the files' hashes.
+
+Format the model learns: `build_prompt(question, "chat", tok, instruction=None)`, then a completion
+`<think>\\n...\\n</think>\\n<answer>\\nN\\n</answer>`, then `<|im_end|>` (the EOS). The R1 tags are ordinary text
+(TRL decodes completions with special tokens skipped); only `<|im_start|>`, `<|im_end|>` and `<|endoftext|>` (pad)
+are special. The BPE is trained with Qwen2's own pre-tokenization (NFC, Qwen2's split regex, ByteLevel without
+regex) because transformers 5 rebuilds a qwen2 tokenizer's pre-tokenizer on load.
+
+Why the corpus has two solution styles (room for RL; see ../shared/notes/grpo-tiny.md). With one style GRPO moved
+accuracy ~1 point: a binary reward on a few thousand prompts cannot out-teach ~100k supervised examples. RL shows
+its effect when the base *sometimes* does something that pays off. So each pretraining completion is written in
+one of two styles, chosen by the first word after `<think>\\n`:
+
+- `detailed` ("Step by step:", a minority of the corpus, `detailed_share`): one line per prompt line,
+  `c: 13+7=20`. Each step is trivial (a one-digit addition to a total copied from the line above) and its operand
+  is found by its label `c:` in the prompt — a content lookup — instead of by counting lines, which the tiny model
+  could not do (it fetched term k right 12–15% of the time for k >= 3 in the note's running-sum base).
+- `terse` ("All at once.", the majority): the answer directly, i.e. a sum of 8–10 signed digits in one forward
+  pass, which the model gets right much less often.
+
+The base therefore picks the more reliable style only sometimes; GRPO can raise accuracy (and response length,
+the paper's "thinks longer") by shifting that one early choice. Measure the precondition with
+`evaluate_accuracy(..., prefix=task.style_prefix(style))`: the forced detailed style must be clearly more accurate
+than the forced terse one. Departures from a real base: the corpus is one synthetic task, and the style prior is
+set by the corpus mix rather than learned from the web.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TINYBASE_VERSION = "1"
+MANIFEST = "r1cli_tinybase.json"
+SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+PAD, BOS_TURN, EOS = SPECIALS
+CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+# Qwen2's split regex (transformers' tokenization_qwen2.PRETOKENIZE_REGEX), repeated so the BPE is trained with it
+QWEN2_SPLIT_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
+
+@dataclass(frozen=True)
+class TinyBaseConfig:
+    """Everything that determines a tiny base build (its hash is the cache key)."""
+
+    vocab_size: int = field(default=384, metadata={"help": "BPE vocabulary size, special tokens included."})
+    hidden_size: int = field(default=192, metadata={"help": "Model width."})
+    intermediate_size: int = field(default=512, metadata={"help": "MLP width."})
+    num_hidden_layers: int = field(default=4, metadata={"help": "Transformer layers."})
+    num_attention_heads: int = field(default=4, metadata={"help": "Query heads."})
+    num_key_value_heads: int = field(default=2, metadata={"help": "Key/value heads (GQA)."})
+    max_position_embeddings: int = field(default=512, metadata={"help": "Longest sequence."})
+    rope_theta: float = field(default=10000.0, metadata={"help": "RoPE base."})
+    task: str = field(default="arith", metadata={"help": "Built-in task of the pretraining corpus."})
+    task_params: tuple[tuple[str, Any], ...] = field(default=(), metadata={"help": "The task's params (sorted items)."})
+    detailed_share: float = field(default=0.25, metadata={"help": "Share of corpus completions in the detailed style."})
+    train_steps: int = field(default=800, metadata={"help": "Optimizer steps (the budget is in steps, not seconds)."})
+    batch_size: int = field(default=32, metadata={"help": "Sequences per step."})
+    lr: float = field(default=3e-3, metadata={"help": "Peak AdamW learning rate."})
+    warmup_steps: int = field(default=40, metadata={"help": "Linear warmup steps."})
+    min_lr_ratio: float = field(default=0.1, metadata={"help": "Cosine decay floor, as a share of lr."})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay."})
+    tokenizer_rows: int = field(default=3000, metadata={"help": "Task rows used to train the BPE."})
+    threads: int = field(default=2, metadata={"help": "torch threads while training."})
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError("hidden_size must be a multiple of num_attention_heads")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
+        if not 0.0 <= self.detailed_share <= 1.0:
+            raise ValueError(f"detailed_share must be in [0, 1], got {self.detailed_share}")
+        if self.train_steps < 1:
+            raise ValueError(f"train_steps must be >= 1, got {self.train_steps}")
+
+    def key(self, seed: int) -> str:
+        blob = json.dumps({"version": TINYBASE_VERSION, "seed": seed, **dataclasses.asdict(self)}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+PRESETS: dict[str, TinyBaseConfig] = {
+    "tiny": TinyBaseConfig(),
+    "tiny-test": TinyBaseConfig(
+        vocab_size=320,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        train_steps=40,
+        batch_size=32,
+        warmup_steps=5,
+        tokenizer_rows=500,
+    ),
+}
+
+
+def preset_config(preset: str, train_steps: int | None = None, **overrides: Any) -> TinyBaseConfig:
+    from r1cli.errors import ConfigError
+
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown tiny preset {preset!r}", hint=f"presets: {', '.join(PRESETS)}")
+    cfg = PRESETS[preset]
+    if train_steps is not None:
+        overrides["train_steps"] = int(train_steps)
+    if "task_params" in overrides and isinstance(overrides["task_params"], dict):
+        overrides["task_params"] = tuple(sorted(overrides["task_params"].items()))
+    try:
+        return dataclasses.replace(cfg, **overrides)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"tiny base config: {e}") from None
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("R1CLI_CACHE") or Path.home() / ".cache" / "r1cli").expanduser()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tokenizer
+
+
+def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
+    """A Qwen2 tokenizer (transformers) whose byte-level BPE is trained on `texts` with Qwen2's pre-tokenization.
+
+    Special tokens: `<|endoftext|>` (pad) = 0, `<|im_start|>` = 1, `<|im_end|>` (EOS) = 2; ChatML chat template.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+
+    bpe = Tokenizer(models.BPE())
+    bpe.normalizer = normalizers.NFC()
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_SPLIT_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=list(SPECIALS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(texts, trainer=trainer)
+    model = json.loads(bpe.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    tok = Qwen2Tokenizer(
+        vocab=dict(model["vocab"]),
+        merges=merges,
+        unk_token=None,
+        eos_token=EOS,
+        pad_token=PAD,
+        extra_special_tokens=[BOS_TURN],
+        model_max_length=2048,
+    )
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# corpus
+
+
+def corpus_rows(cfg: TinyBaseConfig, n: int, seed: int) -> list[tuple[str, str]]:
+    """`n` (question, completion) pairs from the task's train split; each completion's style is drawn with
+    probability `detailed_share` for `detailed` (tasks with one style always use it)."""
+    from r1cli.tasks import get_task
+
+    task = get_task(cfg.task, **dict(cfg.task_params))
+    rng = random.Random(f"r1cli:tinybase:styles:{seed}")
+    out = []
+    for row in task.generate("train", n, seed=seed, unique=False):
+        if "terse" in task.styles and "detailed" in task.styles:
+            style = "detailed" if rng.random() < cfg.detailed_share else "terse"
+        else:
+            style = task.styles[0]
+        out.append((row["prompt"], task.solution(row, style=style)))
+    return out
+
+
+def encode_pairs(tok: Any, pairs: list[tuple[str, str]]) -> list[tuple[list[int], int]]:
+    """Token ids of prompt + completion + EOS for each pair, and where the completion starts.
+
+    The prompt and the completion are tokenized separately, as at generation time (no merge across the boundary).
+    """
+    from r1cli.prompts import build_prompt
+
+    eos = tok.convert_tokens_to_ids(EOS)
+    prompts = [build_prompt(q, "chat", tok, instruction=None) for q, _ in pairs]
+    p_ids = tok(prompts, add_special_tokens=False)["input_ids"]
+    c_ids = tok([c for _, c in pairs], add_special_tokens=False)["input_ids"]
+    return [(p + c + [eos], len(p)) for p, c in zip(p_ids, c_ids, strict=False)]
+
+
+def batches(encoded: list[tuple[list[int], int]], batch_size: int, seed: int) -> list[list[tuple[list[int], int]]]:
+    """Length-bucketed batches (sorted within windows of 16 batches, then shuffled), deterministic by seed."""
+    rng = random.Random(f"r1cli:tinybase:batches:{seed}")
+    window = batch_size * 16
+    out = []
+    for i in range(0, len(encoded), window):
+        chunk = sorted(encoded[i : i + window], key=lambda e: len(e[0]))
+        out.extend(chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size))
+    rng.shuffle(out)
+    return [b for b in out if len(b) == batch_size]
+
+
+def collate(batch: list[tuple[list[int], int]], pad_id: int) -> tuple[Any, Any, Any]:
+    """Right-padded `input_ids`, `attention_mask` and `labels` ([B, T]); labels are -100 outside completions."""
+    import torch
+
+    T = max(len(ids) for ids, _ in batch)
+    ids = torch.full((len(batch), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), T), dtype=torch.long)
+    labels = torch.full((len(batch), T), -100, dtype=torch.long)
+    for i, (seq, start) in enumerate(batch):
+        ids[i, : len(seq)] = torch.tensor(seq)
+        mask[i, : len(seq)] = 1
+        labels[i, start : len(seq)] = torch.tensor(seq[start:])
+    return ids, mask, labels
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# model and pretraining
+
+
+def model_config(cfg: TinyBaseConfig, tok: Any) -> Any:
+    from transformers import Qwen2Config
+
+    return Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_hidden_layers,
+        num_attention_heads=cfg.num_attention_heads,
+        num_key_value_heads=cfg.num_key_value_heads,
+        max_position_embeddings=cfg.max_position_embeddings,
+        rope_theta=cfg.rope_theta,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tok.convert_tokens_to_ids(EOS),
+        pad_token_id=tok.convert_tokens_to_ids(PAD),
+        use_cache=True,
+    )
+
+
+def lr_at(step: int, cfg: TinyBaseConfig) -> float:
+    """Linear warmup, then cosine decay to `min_lr_ratio * lr` at the last step."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    frac = (step - cfg.warmup_steps) / max(1, cfg.train_steps - cfg.warmup_steps)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def pretrain(cfg: TinyBaseConfig, tok: Any, seed: int, log_every: int = 50,
+             callback: Any = None) -> tuple[Any, dict[str, Any]]:
+    """Train a fresh Qwen2ForCausalLM on the corpus for `cfg.train_steps` steps; returns (model, stats).
+
+    `callback(step, model)`, if given, is called after every step (e.g. to measure a learning curve)."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import Qwen2ForCausalLM
+
+    from r1cli.console import log
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        torch.manual_seed(seed)
+        model = Qwen2ForCausalLM(model_config(cfg, tok))
+        model.config._attn_implementation = "sdpa"
+        n_rows = cfg.train_steps * cfg.batch_size
+        t0 = time.perf_counter()
+        # a few spare rows so that bucketing (which drops ragged batches) still yields train_steps batches
+        encoded = encode_pairs(tok, corpus_rows(cfg, n_rows + 16 * cfg.batch_size, seed))
+        plan = batches(encoded, cfg.batch_size, seed)[: cfg.train_steps]
+        data_s = time.perf_counter() - t0
+        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "norm" in n]
+        decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n]
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr,
+            betas=(0.9, 0.95),
+            eps=1e-8,
+        )
+        model.train()
+        pad = tok.convert_tokens_to_ids(PAD)
+        tokens, losses = 0, []
+        t1 = time.perf_counter()
+        for step, batch in enumerate(plan):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, cfg)
+            ids, mask, labels = collate(batch, pad)
+            logits = model(input_ids=ids, attention_mask=mask).logits
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), ignore_index=-100)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            tokens += int(mask.sum())
+            losses.append(float(loss.detach()))
+            if log_every and (step + 1) % log_every == 0:
+                el = time.perf_counter() - t1
+                log(f"tinybase step {step + 1}/{len(plan)} loss {sum(losses[-log_every:]) / log_every:.4f} "
+                    f"{tokens / el:.0f} tok/s")
+            if callback is not None:
+                callback(step + 1, model)
+        train_s = time.perf_counter() - t1
+        model.eval()
+        stats = {
+            "params": sum(p.numel() for p in model.parameters()),
+            "train_steps": len(plan),
+            "tokens": tokens,
+            "train_seconds": round(train_s, 2),
+            "data_seconds": round(data_s, 2),
+            "tokens_per_second": round(tokens / max(train_s, 1e-9), 1),
+            "final_loss": round(sum(losses[-20:]) / len(losses[-20:]), 5),
+        }
+        return model, stats
+    finally:
+        torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# build and cache
+
+
+def build(cfg: TinyBaseConfig, seed: int, out: Path) -> dict[str, Any]:
+    """Train tokenizer and model and save them to `out` (a plain HF folder); the manifest is written last."""
+    from r1cli.tasks import available_tasks, get_task
+
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    # tokenizer corpus: the pretraining task in both styles plus the other built-in tasks, and the chat markup
+    texts: list[str] = []
+    for name in available_tasks():
+        task = get_task(name, **(dict(cfg.task_params) if name == cfg.task else {}))
+        k = cfg.tokenizer_rows if name == cfg.task else max(1, cfg.tokenizer_rows // 10)
+        for row in task.generate("train", k, seed=seed + 1000, unique=False):
+            # the chat markup around each text (special tokens themselves are not BPE-trained)
+            texts.append(f"user\n{row['prompt']}\nassistant\n")
+            texts.extend(task.solution(row, style=s) for s in task.styles)
+    tok = train_tokenizer(texts, cfg.vocab_size)
+    tok_s = time.perf_counter() - t0
+    model, stats = pretrain(cfg, tok, seed)
+    model.generation_config.eos_token_id = tok.convert_tokens_to_ids(EOS)
+    model.generation_config.pad_token_id = tok.convert_tokens_to_ids(PAD)
+    model.generation_config.bos_token_id = None
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    stats.update(
+        preset_config=dataclasses.asdict(cfg),
+        seed=seed,
+        key=cfg.key(seed),
+        tinybase_version=TINYBASE_VERSION,
+        tokenizer_seconds=round(tok_s, 2),
+        build_seconds=round(time.perf_counter() - t0, 2),
+    )
+    files = {p.name: _sha256(p) for p in sorted(out.iterdir()) if p.is_file() and p.name != MANIFEST}
+    manifest = {**stats, "files": files}
+    tmp = out / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    os.replace(tmp, out / MANIFEST)
+    return manifest
+
+
+def _sha256(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def build_info(folder: str | Path) -> dict[str, Any] | None:
+    """The build manifest of a tiny base folder (params, timings, tokens/s, config), or None."""
+    p = Path(folder) / MANIFEST
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def is_complete(folder: Path, key: str) -> bool:
+    """A cached build counts only if its manifest exists, has our key and every listed file has its hash."""
+    info = build_info(folder)
+    if not info or info.get("key") != key or not info.get("files"):
+        return False
+    try:
+        return all(_sha256(folder / name) == h for name, h in info["files"].items())
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def ensure_base(preset: str = "tiny", seed: int = 0, train_steps: int | None = None, cache: bool = True,
+                **overrides: Any) -> Path:
+    """The folder of the tiny base `preset` (built now, or reused from the cache when `cache`).
+
+    The folder name holds the preset, seed and config-hash prefix; it is built in a temporary sibling and renamed
+    into place after its manifest is written, under a file lock, so concurrent callers build it once and a killed
+    build never looks complete. `cache=False` rebuilds and replaces the cached folder.
+    """
+    from r1cli.console import log
+
+    cfg = preset_config(preset, train_steps, **overrides)
+    key = cfg.key(seed)
+    root = cache_root() / "tinybase"
+    final = root / f"{preset}-s{seed}-{key[:16]}"
+    if cache and is_complete(final, key):
+        return final
+    with _lock(root / f".{final.name}.lock"):
+        if cache and is_complete(final, key):
+            return final
+        tmp = root / f".{final.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        log(f"building tiny base {preset!r} (seed {seed}, {cfg.train_steps} steps) in {final}")
+        try:
+            build(cfg, seed, tmp)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# held-out accuracy
+
+
+def evaluate_accuracy(
+    model_dir: str | Path | Any,
+    task: Any = "arith",
+    n: int = 1000,
+    temperature: float = 1.0,
+    greedy: bool = False,
+    seed: int = 0,
+    *,
+    k: int = 1,
+    prefix: str = "",
+    max_new_tokens: int = 200,
+    batch_size: int = 512,
+    task_params: dict[str, Any] | None = None,
+    tokenizer: Any = None,
+) -> dict[str, Any]:
+    """Sampled (or greedy) accuracy on `n` held-out problems of `task` (`k` samples each), graded by the task.
+
+    `model_dir` is a folder (or a loaded model, then pass `tokenizer`). `prefix` is prepended to every completion
+    (e.g. `task.style_prefix("detailed")` forces a style). Returns accuracy, its standard error, format rate,
+    mean completion length in tokens, the share of each solution style and, when k > 1, the share of prompts
+    whose k rewards are not all equal (groups that carry a GRPO gradient).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from r1cli.prompts import build_prompt, extract_answer_tag, extract_think
+    from r1cli.tasks import Task, get_task
+
+    task_obj: Task = task if isinstance(task, Task) else get_task(task, **(task_params or {}))
+    if isinstance(model_dir, (str, Path)):
+        tok = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager")
+    else:
+        model, tok = model_dir, tokenizer
+    model.eval()
+    old_side, tok.padding_side = tok.padding_side, "left"
+    rows = task_obj.generate("test", n, seed=seed)
+    prompts = [build_prompt(r["prompt"], "chat", tok, instruction=None) + prefix for r in rows]
+    jobs = [(i, p) for i, p in enumerate(prompts) for _ in range(k)]
+    correct = [[] for _ in rows]
+    formatted, lengths, styles = 0, [], {}
+    eos = tok.convert_tokens_to_ids(EOS)
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for b in range(0, len(jobs), batch_size):
+            chunk = jobs[b : b + batch_size]
+            enc = tok([p for _, p in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
+            gen_kwargs: dict[str, Any] = {"do_sample": False} if greedy else {
+                "do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, eos_token_id=eos,
+                                 pad_token_id=tok.pad_token_id, **gen_kwargs)
+            new = out[:, enc["input_ids"].shape[1] :]
+            for (i, _), ids in zip(chunk, new, strict=False):
+                ids = ids.tolist()
+                length = ids.index(eos) + 1 if eos in ids else len(ids)
+                lengths.append(length)
+                text = prefix + tok.decode(ids[:length], skip_special_tokens=True)
+                ans = extract_answer_tag(text)
+                ok = extract_think(text) is not None and ans is not None
+                formatted += ok
+                correct[i].append(bool(ok and task_obj.verify(rows[i], ans)))
+                st = task_obj.style_of(text) or "other"
+                styles[st] = styles.get(st, 0) + 1
+    tok.padding_side = old_side
+    flat = [c for cs in correct for c in cs]
+    acc = sum(flat) / len(flat)
+    per_prompt = [sum(cs) / len(cs) for cs in correct]
+    se = (sum((x - acc) ** 2 for x in per_prompt) / max(1, len(per_prompt) - 1) / len(per_prompt)) ** 0.5
+    res = {
+        "task": task_obj.name,
+        "n": len(rows),
+        "k": k,
+        "temperature": 0.0 if greedy else temperature,
+        "greedy": greedy,
+        "prefix": prefix,
+        "accuracy": acc,
+        "stderr": se,
+        "format_rate": formatted / len(flat),
+        "mean_length": sum(lengths) / len(lengths),
+        "style_share": {s: c / len(flat) for s, c in sorted(styles.items())},
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    if k > 1:
+        res["groups_with_variance"] = sum(0 < sum(cs) < len(cs) for cs in correct) / len(correct)
+    return res
+
+
+def style_report(model_dir: str | Path, n: int = 1000, seed: int = 0, group_prompts: int = 256) -> dict[str, Any]:
+    """The measurements that tell whether RL has room on a tiny base (one dict, see `python -m r1cli.tinybase`):
+    natural accuracy at T=1, T=0.6 and greedy; accuracy with each solution style forced at T=1; the share of G=8
+    groups (T=1) whose rewards differ; plus the build manifest's size, timings and tokens/s."""
+    from r1cli.tasks import get_task
+
+    info = build_info(model_dir) or {}
+    pc = info.get("preset_config") or {}
+    task = get_task(pc.get("task", "arith"), **dict(pc.get("task_params") or ()))
+    keep = ("accuracy", "stderr", "format_rate", "mean_length", "style_share", "seconds")
+
+    def ev(**kw: Any) -> dict[str, Any]:
+        r = evaluate_accuracy(model_dir, task, seed=seed, **kw)
+        return {k: r[k] for k in keep if k in r} | ({"groups_with_variance": r["groups_with_variance"]} if "k" in kw else {})
+
+    report: dict[str, Any] = {k: info.get(k) for k in ("params", "train_steps", "tokens", "train_seconds",
+                                                      "tokens_per_second", "build_seconds", "final_loss")}
+    report["T1"] = ev(n=n, temperature=1.0)
+    report["T0.6"] = ev(n=n, temperature=0.6)
+    report["greedy"] = ev(n=n, greedy=True)
+    for style in task.styles if len(task.styles) > 1 else ():
+        report[f"forced_{style}_T1"] = ev(n=n, temperature=1.0, prefix=task.style_prefix(style))
+    report["G8_T1"] = ev(n=group_prompts, temperature=1.0, k=8)
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m r1cli.tinybase [--preset tiny] [--seed 0] [--train-steps N] [--n 1000]`: build (or reuse) a tiny
+    base and print its `style_report` as one JSON line on stdout."""
+    import argparse
+
+    import torch
+
+    ap = argparse.ArgumentParser(prog="python -m r1cli.tinybase", description=main.__doc__)
+    ap.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-steps", type=int, default=None)
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    path = ensure_base(a.preset, seed=a.seed, train_steps=a.train_steps)
+    print(json.dumps({"preset": a.preset, "seed": a.seed, "path": str(path), **style_report(path, n=a.n, seed=a.seed)}))
+
+
+if __name__ == "__main__":
+    main()
