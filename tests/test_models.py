@@ -321,8 +321,9 @@ def test_qlora_cpu_eval_train_eval_train(tmp_path):
     import bitsandbytes as bnb
     import torch
     from peft import PeftModel
+    from transformers import AutoModelForCausalLM
 
-    from r1cli.models import load_model, save_model
+    from r1cli.models import count_parameters, load_model, merge_adapter, save_model
 
     d = make_tiny_qwen2(tmp_path / "m", hidden=64)  # q/k/v have bias: the layers that broke
     args = ModelArgs(model=str(d), load_in_4bit=True, use_peft=True, lora_r=4, lora_alpha=8, lora_dropout=0.0)
@@ -347,3 +348,10 @@ def test_qlora_cpu_eval_train_eval_train(tmp_path):
     # the 4-bit adapter folder loads back for inference (unmerged on a 4-bit base)
     m2, _ = load_model(ModelArgs(model=str(out), load_in_4bit=True, use_peft=True))
     assert torch.isfinite(logits(m2, tok)).all()
+    # 4-bit weights count at their logical size: same total as the full-precision model with the same adapter
+    full, _ = load_model(ModelArgs(model=str(d), use_peft=True, lora_r=4, lora_alpha=8), for_training=True)
+    assert count_parameters(model) == count_parameters(full)
+    # merging a QLoRA adapter goes into the full-precision base
+    merged = merge_adapter(out, tmp_path / "merged")
+    plain = AutoModelForCausalLM.from_pretrained(merged)
+    assert plain.dtype == torch.float32 and torch.isfinite(logits(plain, tok)).all()
