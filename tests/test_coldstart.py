@@ -78,3 +78,25 @@ def test_coldstart_errors(tiny_base_path, sft_file, tmp_path):
         _run(_cfg(tiny_base_path, sft_file, tmp_path / "c", input=None))
     with pytest.raises(ConfigError, match="learning_rate"):
         _cfg(tiny_base_path, sft_file, tmp_path / "d", learning_rate=0)
+
+
+@pytest.mark.slow
+def test_lora_coldstart_then_merge(tiny_base_path, sft_file, tmp_path):
+    """LoRA SFT writes an adapter; `r1 merge` turns it into a plain full model that loads without peft."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from r1cli.commands.common import execute
+    from r1cli.configs import MergeConfig
+    from r1cli.stages import merge
+
+    out = tmp_path / "lora"
+    _run(_cfg(tiny_base_path, sft_file, out, use_peft=True, lora_r=4, lora_alpha=8, save_strategy="no"))
+    assert (out / "model" / "adapter_config.json").exists()
+    man = execute("merge", merge, MergeConfig(model=str(out), output=str(tmp_path / "merged")), "model",
+                  resume=False, overwrite=False, as_json=True)
+    assert man["metrics"]["architecture"] == "Qwen2ForCausalLM"
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged" / "model")
+    base = AutoModelForCausalLM.from_pretrained(tiny_base_path)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    assert not torch.allclose(merged(ids).logits, base(ids).logits), "the merge did not change the weights"

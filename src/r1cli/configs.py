@@ -226,3 +226,20 @@ class TrainerOverrides:
         if getattr(self, "activation_checkpointing", "absent") is None and self.gradient_checkpointing is not None:
             self.activation_checkpointing = self.gradient_checkpointing
             self.gradient_checkpointing = None
+
+
+@dataclass
+class MergeConfig:
+    """`r1 merge`: merge a LoRA/QLoRA adapter into its full-precision base (a plain HF model folder)."""
+
+    model: Optional[str] = field(
+        default=None, metadata={"help": "The adapter: an r1cli run holding one, or a PEFT adapter folder."}
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(
+        default="auto", metadata={"help": "dtype of the merged weights."}
+    )
+    output: Optional[str] = field(default=None, metadata={"help": "Output run folder (model in <output>/model)."})
+    seed: int = field(default=0, metadata={"help": "Unused; accepted for symmetry with the other stages."})
+
+    def __post_init__(self) -> None:
+        _check(bool(self.model), "r1 merge needs the adapter: pass --model RUN_OR_ADAPTER_FOLDER")
