@@ -87,7 +87,7 @@ def _args(tmp_path, **kw):
         save_strategy="no",
         use_cpu=True,
         disable_tqdm=True,
-        rewards=[{"name": "length"}],
+        rewards=["accuracy"],  # the spec the stage would build; the tests pass their own function
         logging_steps=1,
     )
     base.update(kw)
@@ -312,6 +312,20 @@ def test_dynamic_sampling_without_tries_keeps_flat_groups_at_zero_advantage(tok,
     assert tr._metrics["train"]["dynamic_sampling/unfilled_share"][-1] == 1.0
 
 
+def test_refill_stream_is_seeded_and_resumes_from_its_position(tok, dataset, tmp_path):
+    tr = _trainer(tok, dataset, tmp_path, dynamic_sampling=True)
+    first = [r["prompt"] for r in tr._draw_refill(30, 1)]
+    assert len(set(first)) == 30  # one permutation of the 40 prompts: no repeats within an epoch
+    rest = [r["prompt"] for r in tr._draw_refill(15, 1)]  # crosses into the next epoch
+    assert set(rest[:10]) == {r["prompt"] for r in dataset} - set(first)
+    assert (tr._refill_epoch, tr._refill_pos) == (1, 5)
+    # what a checkpoint stores (epoch, position) is enough to continue the same stream
+    other = _trainer(tok, dataset, tmp_path, dynamic_sampling=True)
+    other._refill_epoch, other._refill_pos = 1, 5
+    other._refill_order = other._refill_permutation(1)
+    assert [r["prompt"] for r in other._draw_refill(5, 1)] == [r["prompt"] for r in tr._draw_refill(5, 1)]
+
+
 # ------------------------------------------------------------------ config
 
 
@@ -344,6 +358,8 @@ def test_rlconfig_loads_with_precedence_and_rejects_unknown_keys(tmp_path):
         (["scale_rewards=yes"], "scale_rewards"),
         (["importance_sampling_level=sequence"], "not supported"),
         (["rewards=[]"], "rewards is empty"),
+        (["rewards=[{name: nope}]"], "unknown reward"),
+        (["rewards=[{name: accuracy, scale: 2}]"], "expected keys"),
     ):
         with pytest.raises(ConfigError, match=msg):
             load_config(RLConfig, None, bad)

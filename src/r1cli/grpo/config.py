@@ -77,8 +77,8 @@ class RLConfig(GRPOConfig, ModelArgs):
     rewards: list[dict[str, Any]] = field(
         default_factory=lambda: [{"name": "accuracy"}, {"name": "format"}],
         metadata={
-            "help": "Reward functions, each a mapping with `name` (see `r1cli.rewards`), optional `weight` and "
-            "the function's own options. The paper's R1-Zero: accuracy + format."
+            "help": "Reward functions, each a name or a mapping {name, weight, params} (see `r1cli.rewards`); "
+            "the weighted sum is normalised per group. The paper's R1-Zero: accuracy + format."
         },
     )
     template: Literal["chat", "r1-zero", "plain", "auto"] = field(
@@ -208,23 +208,19 @@ class RLConfig(GRPOConfig, ModelArgs):
         self._check_rewards()
 
     def _check_rewards(self) -> None:
+        """Reward specs are checked here (unknown names or keys fail before any model is loaded); their weights
+        become TRL's `reward_weights`."""
+        from r1cli.rewards import RewardSpec
+
         if not self.rewards:
             raise ValueError("rewards is empty: list at least one, e.g. [{name: accuracy}]")
-        for i, spec in enumerate(self.rewards):
-            if not isinstance(spec, dict) or not spec.get("name"):
-                raise ValueError(f"rewards[{i}] must be a mapping with a `name`, got {spec!r}")
-        weights = [spec.get("weight") for spec in self.rewards]
-        if any(w is not None for w in weights):
-            derived = [float(1.0 if w is None else w) for w in weights]
-            if self.reward_weights is not None and [float(w) for w in self.reward_weights] != derived:
-                raise ValueError(
-                    "give reward weights once: in rewards[i].weight or in reward_weights, not both"
-                )
-            self.reward_weights = derived
-        elif self.reward_weights is not None and len(self.reward_weights) != len(self.rewards):
+        specs = [RewardSpec.parse(spec) for spec in self.rewards]
+        weights = [float(spec.weight) for spec in specs]
+        if self.reward_weights is not None and [float(w) for w in self.reward_weights] != weights:
             raise ValueError(
-                f"reward_weights has {len(self.reward_weights)} values for {len(self.rewards)} rewards"
+                "give reward weights once, as rewards[i].weight (reward_weights is derived from them)"
             )
+        self.reward_weights = weights
 
 
 def _cuda_available() -> bool:

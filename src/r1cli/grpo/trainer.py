@@ -148,8 +148,9 @@ class R1GRPOTrainer(GRPOTrainer):
         self._raw_rewards: torch.Tensor | None = None
         self._last_rewards: torch.Tensor | None = None
         self._sampler_old_logps: torch.Tensor | None = None
-        self._refill_order: list[int] = []
+        self._refill_order: list[int] | None = None
         self._refill_epoch = 0
+        self._refill_pos = 0
         if self.dynamic_sampling:
             if self.accelerator.num_processes > 1:
                 raise ValueError("dynamic_sampling runs on a single process only")
@@ -371,16 +372,50 @@ class R1GRPOTrainer(GRPOTrainer):
         return out
 
     def _draw_refill(self, n_prompts: int, G: int) -> list[dict[str, Any]]:
-        """n_prompts fresh training rows, each repeated G times, in a seeded order separate from TRL's sampler."""
+        """n_prompts fresh training rows, each repeated G times, from a seeded permutation separate from TRL's
+        sampler (epoch e uses seed + 7919·e; the position is saved with checkpoints)."""
         rows: list[dict[str, Any]] = []
         for _ in range(n_prompts):
-            if not self._refill_order:
-                g = torch.Generator().manual_seed(int(self.args.seed) + 7919 * (self._refill_epoch + 1))
-                self._refill_order = torch.randperm(len(self.train_dataset), generator=g).tolist()
-                self._refill_epoch += 1
-            row = self.train_dataset[self._refill_order.pop()]
+            if self._refill_order is None:
+                self._refill_order = self._refill_permutation(self._refill_epoch)
+            if self._refill_pos >= len(self._refill_order):
+                self._refill_epoch, self._refill_pos = self._refill_epoch + 1, 0
+                self._refill_order = self._refill_permutation(self._refill_epoch)
+            row = self.train_dataset[self._refill_order[self._refill_pos]]
+            self._refill_pos += 1
             rows.extend(dict(row) for _ in range(G))
         return rows
+
+    def _refill_permutation(self, epoch: int) -> list[int]:
+        g = torch.Generator().manual_seed(int(self.args.seed) + 7919 * (epoch + 1))
+        return torch.randperm(len(self.train_dataset), generator=g).tolist()
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        if self.dynamic_sampling and self.args.should_save:
+            import json
+            import os
+
+            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+            folder = os.path.join(
+                self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            )
+            with open(os.path.join(folder, "dynamic_sampling_state.json"), "w") as f:
+                json.dump({"epoch": self._refill_epoch, "position": self._refill_pos}, f)
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if self.dynamic_sampling and checkpoint is not None:
+            import json
+            import os
+
+            path = os.path.join(checkpoint, "dynamic_sampling_state.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    state = json.load(f)
+                self._refill_epoch, self._refill_pos = int(state["epoch"]), int(state["position"])
+                self._refill_order = self._refill_permutation(self._refill_epoch)
 
     def _dynamic_sampling(self, out, rewards, inputs, G):
         n_groups = rewards.numel() // G
