@@ -23,9 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from r1cli.prompts import last_boxed
 from r1cli.rewards import engine
-from r1cli.rewards.answers import as_latex, extract_answer, normalize_gold
+from r1cli.rewards.answers import as_latex, extract_answer, last_boxed, normalize_gold
 
 _DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -1,11 +1,13 @@
 """Final answers: taken out of a completion with the rules that make them hard to game, and shaped for math-verify.
 
-`extract_answer` applies `r1cli.prompts.extract_final_answer` (the `<answer>` tag after the reasoning, else the
-last `\\boxed{}` after `</think>`, else of the whole text) plus three rules of ours:
+`extract_answer` applies `r1cli.prompts.extract_final_answer`'s rules (the `<answer>` tag after the reasoning,
+else the last `\\boxed{}` after `</think>`, else of the whole text; re-implemented here with a linear-time
+`last_boxed`, see `boxed_spans`) plus three rules of ours:
 - an unclosed `<think>` means the whole completion is reasoning: no answer (an answer inside the think block
   never counts);
-- hedging: two or more *different* `\\boxed{}` contents in the answer region (`\\boxed{1} or \\boxed{2}`) give no
-  answer, so the last box of a list of guesses is not rewarded (the same box repeated is fine);
+- hedging: two or more *different* `\\boxed{}` contents in the answer region (`\\boxed{1} or \\boxed{2}`), or two
+  or more different `<answer>` tags, give no answer, so the last of a list of guesses is not rewarded (the same
+  answer repeated is fine);
 - an answer longer than `MAX_ANSWER_CHARS` is no answer (MATH-500's longest is 53 characters; parsing a
   megabyte of LaTeX would only burn the time budget).
 
@@ -16,23 +18,82 @@ twice as fast; it also accepts `42.`.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from r1cli.prompts import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
+    BOXED_COMMANDS,
     THINK_CLOSE,
     THINK_OPEN,
-    all_boxed,
     completion_text,
     extract_answer_tag,
-    extract_final_answer,
-    last_boxed,
     split_reasoning,
 )
 
 MAX_ANSWER_CHARS = 1000
 _HEDGE_WINDOW = 64  # distinct boxes looked at, counting from the end
+_BRACES = re.compile(r"[{}]")
+
+
+def boxed_spans(text: str) -> list[tuple[int, str]]:
+    """(position, content) of every `\\boxed{…}` / `\\fbox{…}` (and `\\boxed 5`) in order, in linear time.
+
+    Same result as `r1cli.prompts.all_boxed`, but braces are matched once for the whole text (one stack pass)
+    instead of scanning forward from every `\\boxed`: that scan is quadratic on unbalanced input (20k copies
+    of `\\boxed{` took 129 s).
+    """
+    starts: list[tuple[int, str]] = []
+    for cmd in BOXED_COMMANDS:
+        i = text.find(cmd)
+        while i >= 0:
+            starts.append((i, cmd))
+            i = text.find(cmd, i + len(cmd))
+    if not starts:
+        return []
+    starts.sort()
+    match: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACES.finditer(text):
+        if m.group() == "{":
+            stack.append(m.start())
+        elif stack:
+            match[stack.pop()] = m.start()
+    out: list[tuple[int, str]] = []
+    n = len(text)
+    for i, cmd in starts:
+        k = i + len(cmd)
+        while k < n and text[k] == " ":
+            k += 1
+        if k < n and text[k] == "{":
+            end = match.get(k)
+            if end is not None:
+                out.append((i, text[k + 1 : end]))
+        elif k > i + len(cmd) and k < n:  # `\boxed 5`
+            m_ = k
+            while m_ < n and not text[m_].isspace() and text[m_] != "$":
+                m_ += 1
+            if m_ > k:
+                out.append((i, text[k:m_]))
+    return out
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last `\\boxed{}` (or `\\fbox{}`), or None (linear time)."""
+    spans = boxed_spans(text)
+    return spans[-1][1] if spans else None
+
+
+def final_answer(text: str) -> str | None:
+    """`r1cli.prompts.extract_final_answer`'s rules with the linear `last_boxed`: the `<answer>` content (its last
+    box if it has one) after the reasoning, else the last box after `</think>` (or of the whole text)."""
+    tag = extract_answer_tag(text)
+    if tag is not None:
+        inner = last_boxed(tag)
+        return inner.strip() if inner is not None else tag
+    b = last_boxed(split_reasoning(text)[1] if THINK_CLOSE in text else text)
+    return b.strip() if b is not None else None
 
 
 def as_latex(answer: str) -> str:
@@ -71,13 +132,31 @@ def _answer_region(text: str) -> str:
     return split_reasoning(text)[1] if tag_end >= 0 else text
 
 
+def _answer_tags(tail: str, limit: int = _HEDGE_WINDOW) -> set[str]:
+    seen: set[str] = set()
+    i = tail.find(ANSWER_OPEN)
+    while i >= 0 and len(seen) <= 1 and limit > 0:
+        j = tail.find(ANSWER_CLOSE, i + len(ANSWER_OPEN))
+        if j < 0:
+            break
+        seen.add("".join(tail[i + len(ANSWER_OPEN) : j].split()))
+        i = tail.find(ANSWER_OPEN, j)
+        limit -= 1
+    return seen
+
+
 def is_hedged(text: str) -> bool:
-    """True when the answer region holds two or more different `\\boxed{}` contents."""
+    """True when the answer region holds two or more different `\\boxed{}` contents, or the completion gives
+    two or more different `<answer>` tags after its reasoning."""
+    tag_end = text.rfind(THINK_CLOSE)
+    tail = text[tag_end + len(THINK_CLOSE) :] if tag_end >= 0 else text
+    if tail.count(ANSWER_OPEN) > 1 and len(_answer_tags(tail)) > 1:
+        return True
     region = _answer_region(text)
     if "\\boxed" not in region and "\\fbox" not in region:
         return False
     seen: set[str] = set()
-    for b in all_boxed(region, limit=_HEDGE_WINDOW):
+    for _, b in boxed_spans(region)[-_HEDGE_WINDOW:]:
         seen.add("".join(b.split()))
         if len(seen) > 1:
             return True
@@ -100,7 +179,7 @@ def extract_answer(completion: Any) -> str | None:
         return None
     if THINK_OPEN in text and THINK_CLOSE not in text:
         return None
-    ans = extract_final_answer(text)
+    ans = final_answer(text)
     if ans is None:
         return None
     ans = ans.strip()

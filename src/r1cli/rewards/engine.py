@@ -139,6 +139,8 @@ class GradingPool:
             w.conn.close()
 
     def close(self) -> None:
+        if os.getpid() != self.pid:  # a forked child never stops its parent's workers
+            return
         for w in self.workers:
             with contextlib.suppress(OSError):
                 w.conn.send(("stop",))
@@ -284,6 +286,28 @@ def get_pool() -> GradingPool:
             _POOL = GradingPool()
             atexit.register(_POOL.close)
         return _POOL
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (e.g. a fork-started data loader worker) must not use its parent's pool or forkserver:
+    it makes its own on first use. multiprocessing's forkserver singleton cannot be used from a forked child
+    (it waits on a process that is not the child's), so a fresh one replaces it."""
+    global _POOL
+    if _POOL is None:
+        return
+    _POOL = None
+    from multiprocessing import forkserver as fs
+
+    fresh = fs.ForkServer()
+    fs._forkserver = fresh
+    fs.ensure_running = fresh.ensure_running
+    fs.get_inherited_fds = fresh.get_inherited_fds
+    fs.connect_to_new_process = fresh.connect_to_new_process
+    fs.set_forkserver_preload = fresh.set_forkserver_preload
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def shutdown() -> None:
