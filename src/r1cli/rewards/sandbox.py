@@ -273,19 +273,23 @@ def _nproc_for(uid: int | None, limits: SandboxLimits) -> int:
 
 
 def _uid_pids(uid: int) -> list[int]:
-    """Processes whose real uid is `uid` (from /proc)."""
+    """Live processes whose real uid is `uid` (from /proc; zombies are dead already and left out: the host's
+    init reaps the ones a killed PID namespace leaves behind)."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/status", "rb") as f:
+                zombie = False
                 for line in f:
-                    if line.startswith(b"Uid:"):
-                        if int(line.split()[1]) == uid:
+                    if line.startswith(b"State:"):
+                        zombie = b"Z" in line.split()[1]
+                    elif line.startswith(b"Uid:"):
+                        if int(line.split()[1]) == uid and not zombie:
                             pids.append(int(entry))
                         break
-        except OSError:
+        except (OSError, IndexError, ValueError):
             continue
     return pids
 
