@@ -1,6 +1,6 @@
 """Benchmark the grading engine; prints ONE JSON line on stdout.
 
-(a) Throughput: 16 synthetic completions per MATH-500 gold answer (a deterministic mix of the gold as written,
+(a) Throughput (wall clock) and work (CPU seconds, parent + workers; robust to a loaded machine): 16 synthetic completions per MATH-500 gold answer (a deterministic mix of the gold as written,
     equivalent rewrites, repeated wrong answers, missing and hedged answers, in both the R1-Zero `<answer>` and
     the R1 chat `\\boxed{}` shapes), graded by `r1cli.rewards.engine.grade_completions` versus the peer: the same
     answer extraction, then `math_verify.parse(gold)`, `math_verify.parse(prediction)` and `math_verify.verify`
@@ -154,6 +154,19 @@ def oracle(data: Path) -> dict:
     return res
 
 
+def _workers_cpu(pool: engine.GradingPool) -> float:
+    """CPU seconds used so far by the pool's worker processes (from /proc; they are not our children)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for w in pool.workers:
+        try:
+            fields = Path(f"/proc/{w.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=_DEFAULT_DATA)
@@ -170,9 +183,12 @@ def main() -> None:
     engine.grade(["2"], ["\\frac{4}{2}"])  # start the pool (forkserver + workers) on other inputs
     startup_s = time.perf_counter() - t0
 
+    pool = engine.get_pool()
+    cpu0 = _workers_cpu(pool) + time.process_time()
     t0 = time.perf_counter()
     ours = engine.grade_completions(completions, gold_col)
     ours_s = time.perf_counter() - t0
+    ours_cpu = _workers_cpu(pool) + time.process_time() - cpu0
     stats = engine.last_stats
 
     one = engine.GradingPool(n_workers=1)  # the same engine on one worker: what dedup + shortcuts alone give
@@ -182,9 +198,11 @@ def main() -> None:
     one_s = time.perf_counter() - t0
     one.close()
 
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     theirs = peer_grade(completions, gold_col)
     peer_s = time.perf_counter() - t0
+    peer_cpu = time.process_time() - cpu0
 
     diffs = [
         {"i": i, "gold": gold_col[i], "pred": extract_answer(completions[i]), "ours": a, "peer": b}
@@ -204,6 +222,9 @@ def main() -> None:
             "engine_items_per_s": round(len(completions) / ours_s, 1),
             "peer_items_per_s": round(len(completions) / peer_s, 1),
             "speedup": round(peer_s / ours_s, 2),
+            "engine_cpu_s": round(ours_cpu, 3),
+            "peer_cpu_s": round(peer_cpu, 3),
+            "cpu_work_ratio": round(peer_cpu / ours_cpu, 2),
             "engine_1worker_s": round(one_s, 3),
             "speedup_1worker": round(peer_s / one_s, 2),
             "identical_1worker": ours_one == ours,

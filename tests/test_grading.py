@@ -263,3 +263,15 @@ def test_forked_child_gets_its_own_pool():
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
     assert engine.grade(["0.5"], ["1/2"]) == [True]
+
+
+def test_require_think_for_prefilled_templates():
+    truncated = "Let me think... maybe \\boxed{4} but wait"  # `<think>` was in the prompt; never closed
+    assert engine.grade_completions([truncated], ["4"]) == [True]
+    assert engine.grade_completions([truncated], ["4"], require_think=True) == [False]
+    assert get_reward("accuracy", require_think=True)(
+        ["ok</think> \\boxed{4}", truncated], answer=["4", "4"]
+    ) == [
+        1.0,
+        0.0,
+    ]

@@ -33,6 +33,10 @@ class AccuracyParams:
         },
     )
     column: str = field(default="answer", metadata={"help": "Dataset column that holds the gold answer."})
+    require_think: bool = field(
+        default=False,
+        metadata={"help": "No answer without </think> (set it when the template prefills <think>)."},
+    )
 
     def __post_init__(self) -> None:
         if not self.timeout_s >= 1.0:
@@ -49,7 +53,7 @@ def build_accuracy(p: AccuracyParams):
                 f"accuracy reward needs the gold answers in dataset column {p.column!r}; columns given: "
                 + ", ".join(sorted(k for k in columns if not k.startswith(("trainer_", "log_"))))
             )
-        verdicts = grade_completions(completions, golds, timeout_s=p.timeout_s)
+        verdicts = grade_completions(completions, golds, timeout_s=p.timeout_s, require_think=p.require_think)
         return [None if v is None else float(v) for v in verdicts]
 
     return accuracy

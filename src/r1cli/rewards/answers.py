@@ -163,9 +163,11 @@ def is_hedged(text: str) -> bool:
     return False
 
 
-def extract_answer(completion: Any) -> str | None:
+def extract_answer(completion: Any, *, require_think: bool = False) -> str | None:
     """The final answer of a completion (string or TRL conversational form), or None when it has none, hides it
-    in the think block, hedges between boxes, or is absurdly long.
+    in the think block, hedges between boxes, or is absurdly long. `require_think`: a completion without
+    `</think>` has no answer (for templates that prefill `<think>`, where a truncated completion would otherwise
+    be graded on a box inside its unfinished reasoning).
 
     >>> extract_answer("<think>\\n2+2\\n</think>\\n<answer>\\n4\\n</answer>")
     '4'
@@ -177,7 +179,7 @@ def extract_answer(completion: Any) -> str | None:
     text = completion_text(completion)
     if not text:
         return None
-    if THINK_OPEN in text and THINK_CLOSE not in text:
+    if THINK_CLOSE not in text and (require_think or THINK_OPEN in text):
         return None
     ans = final_answer(text)
     if ans is None:

@@ -423,10 +423,12 @@ def grade_completions(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     pool: GradingPool | None = None,
+    require_think: bool = False,
 ) -> list[bool | None]:
     """`grade` after extracting each completion's final answer with `extract_answer` (strings or TRL
     conversational completions)."""
-    return grade([extract_answer(c) for c in completions], golds, timeout_s=timeout_s, pool=pool)
+    answers = [extract_answer(c, require_think=require_think) for c in completions]
+    return grade(answers, golds, timeout_s=timeout_s, pool=pool)
 
 
 def cluster_answers_many(
