@@ -77,6 +77,8 @@ def test_parsers_are_linear_on_adversarial_input():
     extract_final_answer("{" * 10_000 + "\\boxed{" + "{" * 10_000)
     all_boxed("\\boxed{1}" * 5000)
     extract_final_answer("<think>" * 50_000)
+    last_boxed("\\boxed{" * 20_000)  # unbalanced boxes: linear, not quadratic
+    all_boxed("\\boxed{" * 20_000 + "}" * 5)
     assert time.perf_counter() - t < 1.0
 
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 R1_ZERO_TEMPLATE = (
@@ -113,68 +114,60 @@ def split_reasoning(text: str) -> tuple[str, str]:
 
 
 BOXED_COMMANDS = ("\\boxed", "\\fbox")
+_BRACES = re.compile(r"[{}]")
 
 
-def _boxed_at(text: str, i: int, cmd: str) -> tuple[str, int] | None:
-    """Parse `\\boxed{...}` or `\\boxed x` starting at index i; returns (content, end index) or None."""
-    k = i + len(cmd)
+def boxed_spans(text: str) -> list[tuple[int, str]]:
+    """(position, content) of every `\\boxed{…}` / `\\fbox{…}` (and `\\boxed 5`) in order, in linear time.
+
+    Braces are matched once for the whole text (one stack pass) instead of scanning forward from every `\\boxed`,
+    which is quadratic on unbalanced input (20k copies of `\\boxed{` took 129 s that way). An unbalanced box
+    has no content and is skipped.
+    """
+    starts: list[tuple[int, str]] = []
+    for cmd in BOXED_COMMANDS:
+        i = text.find(cmd)
+        while i >= 0:
+            starts.append((i, cmd))
+            i = text.find(cmd, i + len(cmd))
+    if not starts:
+        return []
+    starts.sort()
+    match: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACES.finditer(text):
+        if m.group() == "{":
+            stack.append(m.start())
+        elif stack:
+            match[stack.pop()] = m.start()
+    out: list[tuple[int, str]] = []
     n = len(text)
-    while k < n and text[k] == " ":
-        k += 1
-    if k < n and text[k] == "{":
-        depth = 0
-        for m in range(k, n):
-            c = text[m]
-            if c == "{":
-                depth += 1
-            elif c == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[k + 1 : m], m + 1
-        return None  # unbalanced
-    if k > i + len(cmd) and k < n:  # `\boxed 5`
-        m = k
-        while m < n and not text[m].isspace() and text[m] not in "$":
-            m += 1
-        return (text[k:m], m) if m > k else None
-    return None
+    for i, cmd in starts:
+        k = i + len(cmd)
+        while k < n and text[k] == " ":
+            k += 1
+        if k < n and text[k] == "{":
+            end = match.get(k)
+            if end is not None:
+                out.append((i, text[k + 1 : end]))
+        elif k > i + len(cmd) and k < n:  # `\boxed 5`
+            m_ = k
+            while m_ < n and not text[m_].isspace() and text[m_] != "$":
+                m_ += 1
+            if m_ > k:
+                out.append((i, text[k:m_]))
+    return out
 
 
 def all_boxed(text: str, limit: int = 64) -> list[str]:
     """Contents of every `\\boxed{}`/`\\fbox{}` in order (at most `limit`, counting from the end)."""
-    found: list[tuple[int, str]] = []
-    for cmd in BOXED_COMMANDS:
-        end = len(text)
-        count = 0
-        while count < limit:
-            i = text.rfind(cmd, 0, end)
-            if i < 0:
-                break
-            got = _boxed_at(text, i, cmd)
-            if got is not None:
-                found.append((i, got[0]))
-                count += 1
-            end = i
-    found.sort()
-    return [s for _, s in found[-limit:]]
+    return [c for _, c in boxed_spans(text)[-limit:]]
 
 
 def last_boxed(text: str) -> str | None:
     """The content of the last `\\boxed{}` (or `\\fbox{}`), or None."""
-    best: tuple[int, str] | None = None
-    for cmd in BOXED_COMMANDS:
-        end = len(text)
-        while True:
-            i = text.rfind(cmd, 0, end)
-            if i < 0:
-                break
-            got = _boxed_at(text, i, cmd)
-            if got is not None:
-                if best is None or i > best[0]:
-                    best = (i, got[0])
-                break
-            end = i
-    return best[1] if best else None
+    spans = boxed_spans(text)
+    return spans[-1][1] if spans else None
 
 
 def extract_final_answer(text: str) -> str | None:

@@ -1,8 +1,7 @@
 """Final answers: taken out of a completion with the rules that make them hard to game, and shaped for math-verify.
 
 `extract_answer` applies `r1cli.prompts.extract_final_answer`'s rules (the `<answer>` tag after the reasoning,
-else the last `\\boxed{}` after `</think>`, else of the whole text; re-implemented here with a linear-time
-`last_boxed`, see `boxed_spans`) plus three rules of ours:
+else the last `\\boxed{}` after `</think>`, else of the whole text) plus three rules of ours:
 - an unclosed `<think>` means the whole completion is reasoning: no answer (an answer inside the think block
   never counts);
 - hedging: two or more *different* `\\boxed{}` contents in the answer region (`\\boxed{1} or \\boxed{2}`), or two
@@ -18,82 +17,23 @@ twice as fast; it also accepts `42.`.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from r1cli.prompts import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
-    BOXED_COMMANDS,
     THINK_CLOSE,
     THINK_OPEN,
+    boxed_spans,
     completion_text,
     extract_answer_tag,
+    extract_final_answer,
+    last_boxed,
     split_reasoning,
 )
 
 MAX_ANSWER_CHARS = 1000
 _HEDGE_WINDOW = 64  # distinct boxes looked at, counting from the end
-_BRACES = re.compile(r"[{}]")
-
-
-def boxed_spans(text: str) -> list[tuple[int, str]]:
-    """(position, content) of every `\\boxed{…}` / `\\fbox{…}` (and `\\boxed 5`) in order, in linear time.
-
-    Same result as `r1cli.prompts.all_boxed`, but braces are matched once for the whole text (one stack pass)
-    instead of scanning forward from every `\\boxed`: that scan is quadratic on unbalanced input (20k copies
-    of `\\boxed{` took 129 s).
-    """
-    starts: list[tuple[int, str]] = []
-    for cmd in BOXED_COMMANDS:
-        i = text.find(cmd)
-        while i >= 0:
-            starts.append((i, cmd))
-            i = text.find(cmd, i + len(cmd))
-    if not starts:
-        return []
-    starts.sort()
-    match: dict[int, int] = {}
-    stack: list[int] = []
-    for m in _BRACES.finditer(text):
-        if m.group() == "{":
-            stack.append(m.start())
-        elif stack:
-            match[stack.pop()] = m.start()
-    out: list[tuple[int, str]] = []
-    n = len(text)
-    for i, cmd in starts:
-        k = i + len(cmd)
-        while k < n and text[k] == " ":
-            k += 1
-        if k < n and text[k] == "{":
-            end = match.get(k)
-            if end is not None:
-                out.append((i, text[k + 1 : end]))
-        elif k > i + len(cmd) and k < n:  # `\boxed 5`
-            m_ = k
-            while m_ < n and not text[m_].isspace() and text[m_] != "$":
-                m_ += 1
-            if m_ > k:
-                out.append((i, text[k:m_]))
-    return out
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last `\\boxed{}` (or `\\fbox{}`), or None (linear time)."""
-    spans = boxed_spans(text)
-    return spans[-1][1] if spans else None
-
-
-def final_answer(text: str) -> str | None:
-    """`r1cli.prompts.extract_final_answer`'s rules with the linear `last_boxed`: the `<answer>` content (its last
-    box if it has one) after the reasoning, else the last box after `</think>` (or of the whole text)."""
-    tag = extract_answer_tag(text)
-    if tag is not None:
-        inner = last_boxed(tag)
-        return inner.strip() if inner is not None else tag
-    b = last_boxed(split_reasoning(text)[1] if THINK_CLOSE in text else text)
-    return b.strip() if b is not None else None
 
 
 def as_latex(answer: str) -> str:
@@ -181,7 +121,7 @@ def extract_answer(completion: Any, *, require_think: bool = False) -> str | Non
         return None
     if THINK_CLOSE not in text and (require_think or THINK_OPEN in text):
         return None
-    ans = final_answer(text)
+    ans = extract_final_answer(text)
     if ans is None:
         return None
     ans = ans.strip()
