@@ -71,8 +71,10 @@ def test_samples_depend_on_seed_and_prompt_not_on_batching(tiny):
     b = generate(model, tok, prompts, seed=1, batch_size=4, **kw)
     c = generate(model, tok, prompts[2:], seed=1, batch_size=7, **kw)  # other prompts, other order of finishing
     d = generate(model, tok, prompts, seed=2, batch_size=64, **kw)
+    # no prefill sharing, one prompt per prefill chunk: same samples
+    e = generate(model, tok, prompts, seed=1, batch_size=9, share_prefill=False, prefill_tokens=1, **kw)
     texts = lambda r: [[s.text for s in row] for row in r]  # noqa: E731
-    assert texts(a) == texts(b)
+    assert texts(a) == texts(b) == texts(e)
     assert texts(a)[2:] == texts(c)
     assert texts(a) != texts(d)
     # the k samples of one prompt differ from each other

@@ -95,13 +95,17 @@ def generate(
     backend: Literal["hf", "vllm"] = "hf",
     progress: bool = True,
     on_prompt_done: Callable[[int, list[Sample]], None] | None = None,
+    share_prefill: bool = True,
+    prefill_tokens: int = 16384,
 ) -> list[list[Sample]]:
     """Sample `n` completions for each prompt (already rendered text, e.g. from `r1cli.prompts.build_prompt`).
 
     Returns `out[i][j]`: sample j of prompt i. `on_prompt_done(i, samples)` is called as soon as all n samples of
     prompt i are finished (prompts finish roughly in order), e.g. to append them to a resumable log.
-    `batch_size` = rows decoded at once (None: as many as memory allows). `model` is a loaded HF model for the
-    `hf` backend; for `vllm` a model path/hub id or a `vllm.LLM`.
+    `batch_size` = rows decoded at once (None: as many as memory allows). `share_prefill` prefills a prompt once
+    for its n samples; `prefill_tokens` caps the padded prompt tokens of one prefill forward. `model` is a loaded
+    HF model for the `hf` backend (put in eval mode for the call, then restored); for `vllm` a model path/hub id
+    or a `vllm.LLM`.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -120,8 +124,13 @@ def generate(
     if not prompts:
         return []
     engine = _HFEngine(model, tokenizer, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                       stop=stop, seed=seed)
-    return engine.run(list(prompts), n, batch_size, progress, on_prompt_done)
+                       stop=stop, seed=seed, share_prefill=share_prefill, prefill_tokens=prefill_tokens)
+    was_training = bool(getattr(model, "training", False))
+    model.eval()
+    try:
+        return engine.run(list(prompts), n, batch_size, progress, on_prompt_done)
+    finally:
+        model.train(was_training)
 
 
 # ---------------------------------------------------------------------------------------------- random numbers
@@ -366,7 +375,8 @@ def _layers(cache: Any) -> list[Any]:
 
 
 class _HFEngine:
-    def __init__(self, model, tokenizer, *, temperature, top_p, max_new_tokens, stop, seed):
+    def __init__(self, model, tokenizer, *, temperature, top_p, max_new_tokens, stop, seed, share_prefill=True,
+                 prefill_tokens=16384):
         import torch
 
         self.torch = torch
@@ -377,6 +387,8 @@ class _HFEngine:
         self.max_new = int(max_new_tokens)
         self.stop = tuple(stop)
         self.seed = int(seed)
+        self.share_prefill = bool(share_prefill)
+        self.prefill_tokens = int(prefill_tokens)
         self.device = next(model.parameters()).device
         eos = eos_token_ids(model, tokenizer)
         self.eos = torch.tensor(eos or [-1], device=self.device)
@@ -408,12 +420,13 @@ class _HFEngine:
         return ids
 
     def _prefill(self, rows: list[tuple[int, int]], prompt_ids: list[list[int]], keys: list[int]) -> _Batch:
-        """Prefill the distinct prompts of `rows` once, copy their cache rows to every sample."""
+        """Prefill the distinct prompts of `rows` once (each row when prefill sharing is off), copy their cache
+        rows to every sample, and sample each row's first token."""
         torch = self.torch
-        uniq: dict[int, int] = {}
-        for p, _ in rows:
-            uniq.setdefault(p, len(uniq))
-        seqs = [prompt_ids[p] for p in uniq]
+        uniq: dict[Any, int] = {}
+        for r in rows:
+            uniq.setdefault(r[0] if self.share_prefill else r, len(uniq))
+        seqs = [prompt_ids[u if self.share_prefill else u[0]] for u in uniq]
         L = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), L), self.pad, dtype=torch.long)
         mask = torch.zeros((len(seqs), L), dtype=torch.long)
@@ -425,7 +438,7 @@ class _HFEngine:
         cache = _new_cache()
         logits = self._forward(ids, mask, pos, cache)
         self.stats.prefills += 1
-        sel = torch.tensor([uniq[p] for p, _ in rows], device=self.device)
+        sel = torch.tensor([uniq[r[0] if self.share_prefill else r] for r in rows], device=self.device)
         if len(seqs) != len(rows) or not bool((sel == torch.arange(len(rows), device=self.device)).all()):
             for layer in _layers(cache):
                 _set_kv(layer, layer.keys.index_select(0, sel), layer.values.index_select(0, sel))
@@ -445,6 +458,25 @@ class _HFEngine:
         )
         self._step_tokens(b, logits)
         return b
+
+    def _chunks(self, rows: list[tuple[int, int]], prompt_ids: list[list[int]]) -> list[list[tuple[int, int]]]:
+        """Split queued rows (prompt-major) into prefill chunks of at most `prefill_tokens` padded prompt tokens
+        (at least one prompt each), so a long-prompt refill does not allocate activations for all rows at once."""
+        chunks: list[list[tuple[int, int]]] = []
+        cur: list[tuple[int, int]] = []
+        n_seqs, longest, last = 0, 0, None
+        for r in rows:
+            new_seq = not self.share_prefill or r[0] != last
+            L = max(longest, len(prompt_ids[r[0]]))
+            if cur and new_seq and (n_seqs + 1) * L > self.prefill_tokens:
+                chunks.append(cur)
+                cur, n_seqs, L = [], 0, len(prompt_ids[r[0]])
+            cur.append(r)
+            n_seqs += new_seq
+            longest, last = L, r[0]
+        if cur:
+            chunks.append(cur)
+        return chunks
 
     # -- one sampling step -------------------------------------------------------------------------------------
 
@@ -556,9 +588,10 @@ class _HFEngine:
                 if refill:
                     take = queue[qi : qi + cap - (len(b) if b is not None else 0)]
                     qi += len(take)
-                    c = self._prefill(take, prompt_ids, [keys[r] for r in take])
-                    self._finish(c, results, left, on_prompt_done, stats, bar)
-                    b = c if b is None else self._merge(b, c)
+                    for chunk in self._chunks(take, prompt_ids):
+                        c = self._prefill(chunk, prompt_ids, [keys[r] for r in chunk])
+                        self._finish(c, results, left, on_prompt_done, stats, bar)
+                        b = c if b is None else self._merge(b, c)
                     stats.max_rows = max(stats.max_rows, len(b))
                     continue
                 if live == 0:
