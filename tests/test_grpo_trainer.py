@@ -186,18 +186,22 @@ def test_loss_equals_grpo_loss_and_trl_on_the_same_tensors(tok, dataset, tmp_pat
     batch = _batch(tr, dataset)
     model = tr.model
     lp_ref = _forward_logps(model, batch)  # a plain forward, no buckets, no fused head
-    lp, ent, _ = tr._get_per_token_logps_and_entropies(
-        model,
-        torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1),
-        torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1),
-        batch["completion_ids"].size(1),
-        compute_entropy=True,
-    )
+    ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
+    am = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
+    C = batch["completion_ids"].size(1)
     m = batch["completion_mask"].bool()
     lengths = (batch["prompt_mask"].sum(1) + batch["completion_mask"].sum(1)).tolist()
-    assert len(plan_buckets(lengths)) > 1  # the bucketed path is the one under test
-    assert torch.allclose(lp[m], lp_ref[m], atol=1e-5)  # bucketed scoring = full forward
-    assert torch.all(lp[~m] == 0)
+    assert len(plan_buckets(lengths)) > 1  # the bucketed path does split this batch
+    _, ent_trl, _ = GRPOTrainer._get_per_token_logps_and_entropies(
+        tr, model, ids, am, C, compute_entropy=True
+    )
+    for shared in (False, True):  # length buckets with TRL's fused head; the shared-prompt forward
+        tr.share_prompt_prefix = shared
+        assert tr._prefix_sharing_applies(model, ids, C) == shared
+        lp, ent, _ = tr._get_per_token_logps_and_entropies(model, ids, am, C, compute_entropy=True)
+        assert torch.allclose(lp[m], lp_ref[m], atol=1e-5), shared  # = one full forward
+        assert torch.all(lp[~m] == 0) and torch.all(ent[~m] == 0)
+        assert torch.allclose(ent[m], ent_trl[m], atol=1e-5), shared
     for loss_type in ("grpo", "bnpo", "dr_grpo", "dapo"):
         tr.loss_type = loss_type
         ours = tr._compute_loss(model, batch)
@@ -216,6 +220,16 @@ def test_loss_equals_grpo_loss_and_trl_on_the_same_tensors(tok, dataset, tmp_pat
         )
         assert ours.item() == pytest.approx(theirs.item(), rel=1e-5, abs=1e-7), loss_type
         assert ours.item() == pytest.approx(want.item(), rel=1e-4, abs=1e-6), loss_type
+    # gradients: the shared-prompt forward and length buckets give TRL's (one padded forward, fused head)
+    grads = []
+    for shared, buckets in ((True, True), (False, True), (False, False)):
+        tr.share_prompt_prefix, tr.length_buckets = shared, buckets
+        model.zero_grad(set_to_none=True)
+        tr._compute_loss(model, batch).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert grads[2].norm() > 0
+    assert torch.allclose(grads[0], grads[2], rtol=1e-4, atol=1e-7)
+    assert torch.allclose(grads[1], grads[2], rtol=1e-4, atol=1e-7)
     # advantages are compute_advantages of the summed rewards, group by group
     rewards = tr._total_rewards(tr._raw_rewards)
     assert torch.allclose(batch["advantages"], compute_advantages(rewards, G, "group"))

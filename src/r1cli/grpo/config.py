@@ -133,6 +133,17 @@ class RLConfig(GRPOConfig, ModelArgs):
             "instead of one forward padded to the longest row. Same log-probs up to float rounding."
         },
     )
+    share_prompt_prefix: bool = field(
+        default=True,
+        metadata={
+            "help": "Score each distinct prompt once and let its G completions attend to its KV cache (same "
+            "log-probs and gradients as G copies, up to float rounding). Used when the [B, C, vocab] logits fit "
+            "`prefix_sharing_max_logits_mb` and gradient checkpointing is off; otherwise length buckets."
+        },
+    )
+    prefix_sharing_max_logits_mb: int = field(
+        default=512, metadata={"help": "Memory cap for the logits of the shared-prompt scoring path (MiB)."}
+    )
     # --- TRL options whose r1cli default or type differs (see the module docstring)
     loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = field(
         default="grpo",

@@ -145,6 +145,8 @@ class R1GRPOTrainer(GRPOTrainer):
         self.fast_generation = bool(_opt(args, "fast_generation", True))
         self.reuse_generation_logprobs = bool(_opt(args, "reuse_generation_logprobs", True))
         self.length_buckets = bool(_opt(args, "length_buckets", True))
+        self.share_prompt_prefix = bool(_opt(args, "share_prompt_prefix", True))
+        self.prefix_sharing_max_logits_bytes = int(_opt(args, "prefix_sharing_max_logits_mb", 512)) * 2**20
         self._raw_rewards: torch.Tensor | None = None
         self._last_rewards: torch.Tensor | None = None
         self._sampler_old_logps: torch.Tensor | None = None
@@ -291,9 +293,24 @@ class R1GRPOTrainer(GRPOTrainer):
                 compute_aux_loss,
                 **kwargs,
             )
+        if self._prefix_sharing_applies(model, input_ids, logits_to_keep):
+            return self._shared_prefix_logps(
+                model, input_ids, attention_mask, logits_to_keep, compute_entropy
+            )
         return self._bucketed_logps(
             model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy
         )
+
+    def _prefix_sharing_applies(self, model, input_ids, logits_to_keep) -> bool:
+        """The shared-prompt forward materialises [B, C, V] logits (TRL's fused head does not): only when they are
+        small, without gradient checkpointing or a float32 LM-head cast, and when prompts repeat (G > 1)."""
+        if not self.share_prompt_prefix or self.args.cast_lm_head_to_fp32 or self.num_generations < 2:
+            return False
+        unwrapped = self.accelerator.unwrap_model(model)
+        if getattr(unwrapped, "is_gradient_checkpointing", False) and torch.is_grad_enabled():
+            return False
+        vocab = unwrapped.get_output_embeddings().weight.shape[0]
+        return input_ids.size(0) * logits_to_keep * vocab * 4 <= self.prefix_sharing_max_logits_bytes
 
     def _bucketed_logps(self, model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy):
         """TRL's scoring forward per length bucket. [B, P+C] left-padded prompts + right-padded completions ->
@@ -332,6 +349,89 @@ class R1GRPOTrainer(GRPOTrainer):
                 entropies = entropies.index_put(
                     (idx[:, None], torch.arange(cb, device=idx.device)[None, :]), ent
                 )
+        return logps, entropies, None
+
+    def _shared_prefix_logps(self, model, input_ids, attention_mask, logits_to_keep, compute_entropy):
+        """Score completions with each distinct prompt run through the model once (GRPO repeats it G times).
+
+        [B, P+C] left-padded prompts + right-padded completions -> ([B, C] log-probs, [B, C] entropies or None,
+        None), log_softmax(logits / T) at the completion tokens, zero at padding (as TRL's fused head). The prompt
+        pass keeps its KV cache (with gradient); each completion bucket (rows of similar completion length, padding
+        trimmed) attends to its rows' copy of it, so the backward sums the G completions' gradients into the one
+        prompt pass: the same gradient as G separate prompt passes, for 1/G of the prompt compute."""
+        from transformers import DynamicCache
+
+        from r1cli.grpo.sampler import _cache_kwarg
+
+        B, L = input_ids.shape
+        C = logits_to_keep
+        P = L - C
+        prompt_ids, prompt_mask = input_ids[:, :P], attention_mask[:, :P]
+        comp_ids, comp_mask = input_ids[:, P:], attention_mask[:, P:]
+        keys: dict[tuple, int] = {}
+        row_to_unique = [
+            keys.setdefault((tuple(i), tuple(m)), len(keys))
+            for i, m in zip(prompt_ids.tolist(), prompt_mask.tolist(), strict=True)
+        ]
+        uniq = torch.as_tensor([row_to_unique.index(u) for u in range(len(keys))], device=input_ids.device)
+        pu = int(
+            prompt_mask[uniq].sum(1).max()
+        )  # longest prompt: the columns to its left are padding everywhere
+        u_ids, u_mask = prompt_ids[uniq, P - pu :], prompt_mask[uniq, P - pu :]
+        u_pos = (u_mask.cumsum(-1) - 1).clamp(min=0)
+        unwrapped = self.accelerator.unwrap_model(model)
+        config = getattr(unwrapped, "config", None)
+        cache_arg = _cache_kwarg(unwrapped)
+        cache = DynamicCache(config=config)
+        with self.accelerator.autocast():
+            out = model(
+                input_ids=u_ids,
+                attention_mask=u_mask,
+                position_ids=u_pos,
+                use_cache=True,
+                logits_to_keep=1,
+                **{cache_arg: cache},
+            )
+        first_logits = out.logits[:, -1, :]  # [U, V]: predicts each completion's first token
+        kv = [(layer.keys, layer.values) for layer in cache.layers]
+        row_map = torch.as_tensor(row_to_unique, device=input_ids.device)
+        next_pos = u_pos[:, -1] + 1  # [U]
+
+        pos_c = torch.arange(C, device=input_ids.device).expand(B, C)
+        comp_len = torch.where(comp_mask.bool(), pos_c + 1, torch.zeros_like(pos_c)).amax(dim=1).tolist()
+        logps = entropies = None
+        for rows in plan_buckets(comp_len):
+            idx = torch.as_tensor(rows, device=input_ids.device)
+            cb = max(1, max(comp_len[i] for i in rows))
+            u_of = row_map[idx]
+            c_ids = comp_ids[idx, :cb]
+            c_mask = torch.cat([u_mask[u_of], comp_mask[idx, :cb]], dim=1)
+            c_pos = next_pos[u_of, None] + torch.arange(cb, device=idx.device)[None, :]
+            bucket_cache = DynamicCache(config=config)
+            for layer_idx, (k, v) in enumerate(kv):
+                bucket_cache.update(k[u_of], v[u_of], layer_idx)
+            with self.accelerator.autocast():
+                out = model(
+                    input_ids=c_ids,
+                    attention_mask=c_mask,
+                    position_ids=c_pos,
+                    use_cache=True,
+                    **{cache_arg: bucket_cache},
+                )
+            logits = torch.cat([first_logits[u_of, None, :], out.logits[:, : cb - 1, :]], dim=1).float()
+            logits = logits / self.temperature
+            logp_all = torch.log_softmax(logits, dim=-1)
+            lp = logp_all.gather(-1, c_ids[..., None]).squeeze(-1)
+            valid = comp_mask[idx, :cb].bool()
+            lp = lp.masked_fill(~valid, 0.0)
+            if logps is None:
+                logps = lp.new_zeros((B, C))
+                entropies = lp.new_zeros((B, C)) if compute_entropy else None
+            cols = torch.arange(cb, device=idx.device)[None, :]
+            logps = logps.index_put((idx[:, None], cols), lp)
+            if compute_entropy:
+                ent = -(logp_all.exp() * logp_all).sum(-1).masked_fill(~valid, 0.0)
+                entropies = entropies.index_put((idx[:, None], cols), ent)
         return logps, entropies, None
 
     # ------------------------------------------------------------------ rewards, advantages, dynamic sampling
