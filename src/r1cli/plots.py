@@ -33,7 +33,8 @@ def results_chart(results: dict[str, Any], path: str | Path, title: str | None =
 
 def compare_chart(runs: Sequence[tuple[str, dict[str, Any]]], path: str | Path, title: str | None = None,
                   metrics: Sequence[str] = BAR_METRICS) -> Path:
-    """Bars per (benchmark, metric), one color per run, with 95% bootstrap intervals. runs: [(label, results)]."""
+    """One panel per benchmark; bars per metric, one color per run, with 95% bootstrap intervals.
+    runs: [(label, results)] where results is a results.json object."""
     plt = _plt()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,38 +43,50 @@ def compare_chart(runs: Sequence[tuple[str, dict[str, Any]]], path: str | Path, 
         for b in res.get("benchmarks", {}):
             if b not in benches:
                 benches.append(b)
-    groups = [(b, m) for b in benches for m in metrics
-              if any(m in r.get("benchmarks", {}).get(b, {}) for _, r in runs)]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(groups) * max(1, len(runs)) ** 0.5 + 2), 3.6), dpi=110)
+    benches = benches or ["(none)"]
+    ncols = min(4, len(benches))
+    nrows = (len(benches) + ncols - 1) // ncols
+    panel_w = 1.2 + 0.3 * len(metrics) * max(1, len(runs))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_w * ncols, 2.9 * nrows), dpi=110, squeeze=False)
     width = 0.8 / max(1, len(runs))
-    for j, (label, res) in enumerate(runs):
-        xs, ys, errs = [], [], [[], []]
-        for i, (b, m) in enumerate(groups):
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for n, b in enumerate(benches):
+        ax = axes[n // ncols][n % ncols]
+        shown = [m for m in metrics if any(m in r.get("benchmarks", {}).get(b, {}) for _, r in runs)]
+        for j, (_, res) in enumerate(runs):
             bench = res.get("benchmarks", {}).get(b, {})
-            if m not in bench or bench[m] is None:
-                continue
-            v = float(bench[m])
-            lo, hi = _err(bench, m, v)
-            xs.append(i - 0.4 + width * (j + 0.5))
-            ys.append(v)
-            errs[0].append(lo)
-            errs[1].append(hi)
-        ax.bar(xs, ys, width=width * 0.95, yerr=errs, capsize=2, label=label)
-        for x, y in zip(xs, ys, strict=True):
-            ax.text(x, y + 0.01, f"{y:.2f}", ha="center", va="bottom", fontsize=6)
-    k_of = {b: next((r["benchmarks"][b].get("k") for _, r in runs if b in r.get("benchmarks", {})), None)
-            for b in benches}
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([f"{b}\n{m.replace('@k', f'@{k_of[b]}') if k_of[b] else m}" for b, m in groups],
-                       fontsize=7)
-    ax.set_ylim(0, 1.08)
-    ax.set_ylabel("rate")
+            xs, ys, errs = [], [], [[], []]
+            for i, m in enumerate(shown):
+                if bench.get(m) is None:
+                    continue
+                v = float(bench[m])
+                lo, hi = _err(bench, m, v)
+                xs.append(i - 0.4 + width * (j + 0.5))
+                ys.append(v)
+                errs[0].append(lo)
+                errs[1].append(hi)
+            ax.bar(xs, ys, width=width * 0.92, yerr=errs, capsize=2, color=colors[j % len(colors)])
+            for x, y in zip(xs, ys, strict=True):
+                ax.text(x, min(y, 1.0) + 0.02, f"{y:.2f}", ha="center", va="bottom", fontsize=6)
+        k = next((r["benchmarks"][b].get("k") for _, r in runs if b in r.get("benchmarks", {})), None)
+        ax.set_xticks(range(len(shown)))
+        ax.set_xticklabels([m.replace("@k", f"@{k}") if k else m for m in shown], fontsize=7)
+        ax.set_ylim(0, 1.12)
+        ax.set_title(b, fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        ax.tick_params(axis="y", labelsize=7)
+    for n in range(len(benches), nrows * ncols):
+        axes[n // ncols][n % ncols].set_visible(False)
     if title:
-        ax.set_title(title, fontsize=9)
-    if len(runs) > 1 or runs and runs[0][0]:
-        ax.legend(fontsize=7, loc="upper right")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=9)
+    top = 1.0 - (0.35 if title else 0) / fig.get_figheight() - (0.3 if len(runs) > 1 else 0) / fig.get_figheight()
+    if len(runs) > 1:
+        from matplotlib.patches import Patch
+
+        handles = [Patch(color=colors[j % len(colors)], label=label) for j, (label, _) in enumerate(runs)]
+        fig.legend(handles=handles, fontsize=7, loc="upper center", ncol=min(6, len(runs)), frameon=False,
+                   bbox_to_anchor=(0.5, top + 0.3 / fig.get_figheight()))
+    fig.tight_layout(rect=(0, 0, 1, top))
     fig.savefig(path)
     plt.close(fig)
     return path

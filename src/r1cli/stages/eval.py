@@ -310,7 +310,8 @@ def _fmt(m: dict[str, Any], key: str) -> str:
 def report_markdown(results: dict[str, Any]) -> str:
     """report.md: one row per benchmark, metrics with standard errors, then the protocol."""
     lines = [f"# {_title(results)}", ""]
-    cols = [c for c in TABLE_METRICS if any(c in m for m in results["benchmarks"].values())]
+    cols = [c for c in TABLE_METRICS if any(c in m for m in results["benchmarks"].values())
+            and not (c == "pass@k" and all(m["k"] == 1 for m in results["benchmarks"].values()))]
     head = ["benchmark", "problems", "k"] + [c for c in cols]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
@@ -387,6 +388,8 @@ def compare_runs(runs: Sequence[Path], output: Path | None = None, as_json: bool
             if not any(metric in res.get("benchmarks", {}).get(b, {}) for _, res in loaded):
                 continue
             ks = {res["benchmarks"][b].get("k") for _, res in loaded if b in res.get("benchmarks", {})}
+            if metric == "pass@k" and ks == {1}:
+                continue  # the same as pass@1
             shown = metric.replace("@k", f"@{ks.pop()}") if len(ks) == 1 and "@k" in metric else metric
             t.add_row(b, shown, *[_fmt(res.get("benchmarks", {}).get(b, {}), metric) for _, res in loaded])
     out().print(t)
