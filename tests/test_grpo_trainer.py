@@ -294,6 +294,18 @@ def test_peft_reference_is_the_adapter_disabled_base(tok, dataset, tmp_path):
     with torch.no_grad():
         adapted = _forward_logps(tr.model, batch)
     assert not torch.allclose(adapted[m], base[m], atol=1e-4)  # the adapter does change the policy
+    # a model already wrapped by PEFT (as r1cli's loader returns it): a frozen adapter copy, not a second base
+    from peft import get_peft_model
+
+    wrapped = get_peft_model(_model(tok), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    tr2 = R1GRPOTrainer(
+        model=wrapped,
+        reward_funcs=length_reward,
+        args=_args(tmp_path, beta=0.04),
+        train_dataset=dataset,
+        processing_class=tok,
+    )
+    assert tr2.ref_model is None and "ref" in tr2.model.peft_config
 
 
 # ------------------------------------------------------------------ dynamic sampling

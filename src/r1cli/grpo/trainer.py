@@ -13,13 +13,17 @@ subclass overrides five hooks, each small, and copies none of TRL's long methods
 - `_generate_single_turn` -> `r1cli.grpo.sampler.sample` for the plain transformers backend (not vLLM, not
   multimodal, no repetition penalty): prompts prefilled once per group, finished rows leave the batch, sampled
   tokens' log-probs kept.
-- `_get_per_token_logps_and_entropies` scores rows in length buckets (TRL's own forward per bucket, padding trimmed)
-  and, when `num_iterations > 1` makes TRL compute π_old right after sampling, hands back the sampler's log-probs
-  instead of a second forward (float32 weights only: in bf16 the cached and uncached forwards differ by more than
-  rounding).
+- `_get_per_token_logps_and_entropies` scores each distinct prompt once and its completions in length buckets
+  attending to the prompt's KV cache (when the [B, C, vocab] logits are small: the tiny and SmolLM2-scale models;
+  else TRL's own fused-head forward per length bucket), and, when `num_iterations > 1` makes TRL compute π_old
+  right after sampling, hands back the sampler's log-probs instead of a second forward (float32 weights only: in
+  bf16 the cached and uncached forwards differ by more than rounding). With several processes the gradient
+  forward stays TRL's single call (DDP syncs gradients once per forward/backward pair).
 
-Reference model (`beta > 0`): with PEFT, TRL disables the adapter (or uses a frozen "ref" copy of a pre-trained
-adapter), so there is no second copy of the base; without PEFT this class keeps a frozen deep copy of the policy as
+Reference model (`beta > 0`): with PEFT there is no second copy of the base. Given a `peft_config`, TRL computes
+the reference with the adapter disabled; given a model already wrapped by PEFT (what `r1cli.models.load_model`
+returns with `use_peft`), TRL adds a frozen "ref" copy of the adapter (adapter-sized; for a fresh adapter it equals
+the base, for a pre-trained one it is the policy at the start, which is the right reference); without PEFT this class keeps a frozen deep copy of the policy as
 it was passed in (TRL would reload it from `config._name_or_path`, which fails for in-memory models).
 
 Dynamic sampling (DAPO, arXiv 2503.14476): after a generation batch is scored, groups whose rewards are all equal
@@ -282,7 +286,15 @@ class R1GRPOTrainer(GRPOTrainer):
             self._sampler_old_logps = None
             return reuse, None, None
         multimodal = any(v is not None for k, v in kwargs.items() if k in _MM_KEYS)
-        if not self.length_buckets or multimodal or compute_aux_loss or input_ids.size(0) < 2:
+        # several forward calls before one backward would upset DDP's gradient sync: one call with several processes
+        distributed_grad = torch.is_grad_enabled() and self.accelerator.num_processes > 1
+        if (
+            not self.length_buckets
+            or multimodal
+            or compute_aux_loss
+            or distributed_grad
+            or input_ids.size(0) < 2
+        ):
             return super()._get_per_token_logps_and_entropies(
                 model,
                 input_ids,
