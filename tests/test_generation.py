@@ -61,6 +61,41 @@ def test_greedy_matches_hf_generate_with_left_padding_and_refills(tiny):
         assert len(samples) == 1
 
 
+def test_greedy_exact_when_rows_finish_at_different_steps(tiny):
+    """Rows that stop early are dropped and queued rows merged into a running batch (different cache lengths):
+    every completion still equals HF greedy decoding of its prompt alone."""
+    from collections import Counter
+
+    import torch
+
+    import r1cli.generation as gen
+    from r1cli.generation import generate
+
+    model, tok = tiny
+    prompts = prompts_of(tok, 8) + ["hi", "Tell me"]
+    free = generate(model, tok, prompts, temperature=0, max_new_tokens=14, progress=False)
+    common = [t for t, _ in Counter(t for r in free for t in r[0].token_ids[1:]).most_common(3)]
+    old = model.generation_config.eos_token_id
+    model.generation_config.eos_token_id = [tok.eos_token_id, *common]
+    try:
+        got = generate(model, tok, prompts, temperature=0, max_new_tokens=14, batch_size=4, progress=False)
+        stats = gen.LAST_STATS
+        lengths = {r[0].n_tokens for r in got}
+        for p, samples in zip(prompts, got, strict=True):
+            enc = tok(p, return_tensors="pt", add_special_tokens=False)
+            with torch.no_grad():
+                ref = model.generate(**enc, max_new_tokens=14, do_sample=False, pad_token_id=tok.pad_token_id)
+            ref_ids = ref[0, enc.input_ids.shape[1]:].tolist()
+            ref_ids = ref_ids[: next((i + 1 for i, t in enumerate(ref_ids) if t in [tok.eos_token_id, *common]),
+                                     len(ref_ids))]
+            assert samples[0].token_ids == ref_ids
+    finally:
+        model.generation_config.eos_token_id = old
+    print(sorted(lengths), stats)
+    assert len(lengths) >= 3  # rows did finish at different steps
+    assert stats.prefills >= 3  # queued rows joined a running batch
+
+
 def test_samples_depend_on_seed_and_prompt_not_on_batching(tiny):
     from r1cli.generation import generate
 
