@@ -356,7 +356,7 @@ def test_refill_stream_is_seeded_and_resumes_from_its_position(tok, dataset, tmp
 
 
 def test_rlconfig_loads_with_precedence_and_rejects_unknown_keys(tmp_path):
-    from r1cli.config import load_config
+    from r1cli.config import dump_yaml, load_config, to_plain
     from r1cli.errors import ConfigError
     from r1cli.grpo.config import RLConfig
 
@@ -378,6 +378,11 @@ def test_rlconfig_loads_with_precedence_and_rejects_unknown_keys(tmp_path):
     )
     assert (c.learning_rate, c.num_generations, c.loss_type, c.dynamic_sampling) == (1e-5, 4, "dapo", True)
     assert c.reward_weights == [1.0, 0.5] and c.output_dir == str(tmp_path / "r" / "trainer")
+    # the config.yaml a run writes loads back to the same config
+    again = tmp_path / "again.yaml"
+    again.write_text(dump_yaml(c))
+    c2 = load_config(RLConfig, again)
+    assert to_plain(c2) == to_plain(c)
     for bad, msg in (
         (["nope=1"], "unknown config key"),
         (["loss_type=ppo"], "loss_type"),

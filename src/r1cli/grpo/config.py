@@ -14,6 +14,7 @@ Defaults that differ from TRL's, and why:
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,6 +191,15 @@ class RLConfig(GRPOConfig, ModelArgs):
         self._check_model_args()
         if self.output_dir is None and self.output:
             self.output_dir = str(Path(self.output) / "trainer")
+        if (  # a dumped config.yaml holds both (TRL derives one from the other): keep it loadable
+            self.generation_batch_size is not None
+            and self.steps_per_generation is not None
+            and self.generation_batch_size
+            == self.per_device_train_batch_size
+            * int(os.environ.get("WORLD_SIZE", "1"))
+            * self.steps_per_generation
+        ):
+            self.generation_batch_size = None
         if self.bf16 is None:
             self.bf16 = bool(not self.fp16 and self.dtype != "float32" and _cuda_available())
         with (
