@@ -200,6 +200,11 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
         with run.timed("load_model"):
             if cfg.backend == "vllm":
                 model, tok = resolve_model(cfg.model), load_tokenizer(cfg)
+                if (Path(model) / "adapter_config.json").is_file():
+                    raise UsageError(
+                        f"backend vllm loads full models, and {cfg.model!r} is a PEFT adapter",
+                        hint="merge it first (r1cli.models.merge_adapter) or use backend: hf",
+                    )
             else:
                 model, tok = load_model(cfg)
     samples = SampleLog(run.path / SAMPLES)
