@@ -53,7 +53,41 @@ def build_accuracy(p: AccuracyParams):
                 f"accuracy reward needs the gold answers in dataset column {p.column!r}; columns given: "
                 + ", ".join(sorted(k for k in columns if not k.startswith(("trainer_", "log_"))))
             )
+        tasks = columns.get("task")
+        if tasks is not None and any(_builtin_task(t) is not None for t in tasks):
+            return _task_verdicts(completions, golds, tasks, columns, p)
         verdicts = grade_completions(completions, golds, timeout_s=p.timeout_s, require_think=p.require_think)
         return [None if v is None else float(v) for v in verdicts]
 
     return accuracy
+
+
+def _builtin_task(name: Any) -> Any:
+    """The built-in task called `name` (its own verifier: e.g. countdown checks which numbers were used), or None."""
+    if not isinstance(name, str):
+        return None
+    from r1cli.tasks import available_tasks, get_task
+
+    return get_task(name) if name in available_tasks() else None
+
+
+def _task_verdicts(completions: Sequence[Any], golds: Sequence[Any], tasks: Sequence[Any], columns: dict, p) -> list:
+    """Rows of built-in tasks are judged by the task's verifier (the same one `r1 eval` uses), others by math-verify."""
+    from r1cli.rewards.answers import extract_answer
+
+    out: list[float | None] = [None] * len(completions)
+    rest = [i for i, t in enumerate(tasks) if _builtin_task(t) is None]
+    for i, t in enumerate(tasks):
+        task = _builtin_task(t)
+        if task is None:
+            continue
+        row = {k: v[i] for k, v in columns.items() if isinstance(v, (list, tuple)) and len(v) == len(completions)}
+        answer = extract_answer(completions[i], require_think=p.require_think)
+        out[i] = float(bool(task.verify(row, answer)))
+    if rest:
+        verdicts = grade_completions(
+            [completions[i] for i in rest], [golds[i] for i in rest], timeout_s=p.timeout_s, require_think=p.require_think
+        )
+        for i, v in zip(rest, verdicts, strict=True):
+            out[i] = None if v is None else float(v)
+    return out
