@@ -150,3 +150,18 @@ def test_unknown_preset_is_a_config_error():
         tb.preset_config("huge")
     with pytest.raises(ConfigError, match="train_steps"):
         tb.preset_config("tiny", train_steps=0)
+
+
+def test_corpus_mix_schedule_and_mixed_steps():
+    cfg = tb.preset_config("tiny", train_steps=100, batch_size=32, detailed_share_start=0.5, detailed_share=0.2)
+    assert tb.detailed_share_at(0, cfg) == 0.5 and tb.detailed_share_at(75, cfg) == pytest.approx(0.2)
+    assert tb.detailed_share_at(99, cfg) == pytest.approx(0.2)
+    rows = tb.corpus_rows(cfg, 100 * 32, seed=0)
+    early = [c.startswith("<think>\nStep by step:") for _, c in rows[: 10 * 32]]
+    late = [c.startswith("<think>\nStep by step:") for _, c in rows[80 * 32 :]]
+    assert 0.4 < sum(early) / len(early) < 0.6 and 0.12 < sum(late) / len(late) < 0.28
+    # every step keeps its rows (sorted by length into micro-batches), so steps are not one style
+    enc = [(list(range(len(c))), 1) for _, c in rows]
+    plan = tb.batches(enc, 32, 4)
+    assert len(plan) == 100 and all(len(step) == 4 and sum(map(len, step)) == 32 for step in plan)
+    assert all(len(step[0][0][0]) <= len(step[-1][-1][0]) for step in plan)

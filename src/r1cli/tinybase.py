@@ -25,6 +25,11 @@ one of two styles, chosen by the first word after `<think>\\n`:
 - `terse` ("All at once.", the majority): the answer directly, i.e. a sum of 8–10 signed digits in one forward
   pass, which the model gets right much less often.
 
+The corpus starts at `detailed_share_start` (50%) detailed and anneals to `detailed_share` (25%) by 75% of the
+steps: the early excess teaches the skill, the late mix sets the style prior. Every optimizer step holds the corpus
+mix (rows sorted by length into accumulated micro-batches): with length-bucketed steps, whole steps were one style
+and the style prior swung from batch to batch (a base built that way chose `detailed` 0.8% of the time).
+
 The base therefore picks the more reliable style only sometimes; GRPO can raise accuracy (and response length,
 the paper's "thinks longer") by shifting that one early choice. Measure the precondition with
 `evaluate_accuracy(..., prefix=task.style_prefix(style))`: the forced detailed style must be clearly more accurate
@@ -77,7 +82,18 @@ class TinyBaseConfig:
     rope_theta: float = field(default=10000.0, metadata={"help": "RoPE base."})
     task: str = field(default="arith", metadata={"help": "Built-in task of the pretraining corpus."})
     task_params: tuple[tuple[str, Any], ...] = field(default=(), metadata={"help": "The task's params (sorted items)."})
-    detailed_share: float = field(default=0.25, metadata={"help": "Share of corpus completions in the detailed style."})
+    detailed_share: float = field(
+        default=0.25, metadata={"help": "Share of detailed-style completions at the end of pretraining (the style prior)."}
+    )
+    detailed_share_start: float = field(
+        default=0.5,
+        metadata={"help": "Share of detailed-style completions at step 0, annealed linearly to detailed_share over "
+                  "the first 75% of steps (more worked traces early teach the skill; the late mix sets the prior)."},
+    )
+    micro_batches: int = field(
+        default=4, metadata={"help": "Each step's rows are sorted by length and run as this many accumulated "
+                             "micro-batches (little padding, and every step still sees the corpus mix)."}
+    )
     train_steps: int = field(default=800, metadata={"help": "Optimizer steps (the budget is in steps, not seconds)."})
     batch_size: int = field(default=32, metadata={"help": "Sequences per step."})
     lr: float = field(default=3e-3, metadata={"help": "Peak AdamW learning rate."})
@@ -92,8 +108,11 @@ class TinyBaseConfig:
             raise ValueError("hidden_size must be a multiple of num_attention_heads")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
-        if not 0.0 <= self.detailed_share <= 1.0:
-            raise ValueError(f"detailed_share must be in [0, 1], got {self.detailed_share}")
+        for name in ("detailed_share", "detailed_share_start"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 1 <= self.micro_batches <= self.batch_size:
+            raise ValueError(f"micro_batches must be in 1..batch_size, got {self.micro_batches}")
         if self.train_steps < 1:
             raise ValueError(f"train_steps must be >= 1, got {self.train_steps}")
 
@@ -187,17 +206,26 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
 # corpus
 
 
+def detailed_share_at(step: int, cfg: TinyBaseConfig) -> float:
+    """The detailed-style share of step `step`'s rows: `detailed_share_start` annealed linearly to
+    `detailed_share` over the first 75% of steps, then held."""
+    frac = min(1.0, step / max(1.0, 0.75 * cfg.train_steps))
+    return cfg.detailed_share_start + (cfg.detailed_share - cfg.detailed_share_start) * frac
+
+
 def corpus_rows(cfg: TinyBaseConfig, n: int, seed: int) -> list[tuple[str, str]]:
-    """`n` (question, completion) pairs from the task's train split; each completion's style is drawn with
-    probability `detailed_share` for `detailed` (tasks with one style always use it)."""
+    """`n` (question, completion) pairs from the task's train split, in training order (row i is used at step
+    i // batch_size); each completion is in the detailed style with probability `detailed_share_at(step)`
+    (tasks with one style always use it)."""
     from r1cli.tasks import get_task
 
     task = get_task(cfg.task, **dict(cfg.task_params))
     rng = random.Random(f"r1cli:tinybase:styles:{seed}")
+    two = "terse" in task.styles and "detailed" in task.styles
     out = []
-    for row in task.generate("train", n, seed=seed, unique=False):
-        if "terse" in task.styles and "detailed" in task.styles:
-            style = "detailed" if rng.random() < cfg.detailed_share else "terse"
+    for i, row in enumerate(task.generate("train", n, seed=seed, unique=False)):
+        if two:
+            style = "detailed" if rng.random() < detailed_share_at(i // cfg.batch_size, cfg) else "terse"
         else:
             style = task.styles[0]
         out.append((row["prompt"], task.solution(row, style=style)))
@@ -218,16 +246,15 @@ def encode_pairs(tok: Any, pairs: list[tuple[str, str]]) -> list[tuple[list[int]
     return [(p + c + [eos], len(p)) for p, c in zip(p_ids, c_ids, strict=False)]
 
 
-def batches(encoded: list[tuple[list[int], int]], batch_size: int, seed: int) -> list[list[tuple[list[int], int]]]:
-    """Length-bucketed batches (sorted within windows of 16 batches, then shuffled), deterministic by seed."""
-    rng = random.Random(f"r1cli:tinybase:batches:{seed}")
-    window = batch_size * 16
+def batches(encoded: list[tuple[list[int], int]], batch_size: int, micro_batches: int) -> list[list[list[tuple[list[int], int]]]]:
+    """Steps in corpus order; each step's rows sorted by length and cut into `micro_batches` micro-batches
+    (accumulated into one update), so padding stays small and no step is all one style."""
     out = []
-    for i in range(0, len(encoded), window):
-        chunk = sorted(encoded[i : i + window], key=lambda e: len(e[0]))
-        out.extend(chunk[j : j + batch_size] for j in range(0, len(chunk), batch_size))
-    rng.shuffle(out)
-    return [b for b in out if len(b) == batch_size]
+    for i in range(0, len(encoded) - batch_size + 1, batch_size):
+        rows = sorted(encoded[i : i + batch_size], key=lambda e: len(e[0]))
+        size = math.ceil(batch_size / micro_batches)
+        out.append([rows[j : j + size] for j in range(0, batch_size, size)])
+    return out
 
 
 def collate(batch: list[tuple[list[int], int]], pad_id: int) -> tuple[Any, Any, Any]:
@@ -297,8 +324,8 @@ def pretrain(cfg: TinyBaseConfig, tok: Any, seed: int, log_every: int = 50,
         n_rows = cfg.train_steps * cfg.batch_size
         t0 = time.perf_counter()
         # a few spare rows so that bucketing (which drops ragged batches) still yields train_steps batches
-        encoded = encode_pairs(tok, corpus_rows(cfg, n_rows + 16 * cfg.batch_size, seed))
-        plan = batches(encoded, cfg.batch_size, seed)[: cfg.train_steps]
+        encoded = encode_pairs(tok, corpus_rows(cfg, n_rows, seed))
+        plan = batches(encoded, cfg.batch_size, cfg.micro_batches)
         data_s = time.perf_counter() - t0
         no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "norm" in n]
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n]
@@ -315,15 +342,20 @@ def pretrain(cfg: TinyBaseConfig, tok: Any, seed: int, log_every: int = 50,
         for step, batch in enumerate(plan):
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
-            ids, mask, labels = collate(batch, pad)
-            logits = model(input_ids=ids, attention_mask=mask).logits
-            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), ignore_index=-100)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            n_target = sum(len(seq) - start for micro in batch for seq, start in micro)
+            step_loss = 0.0
+            for micro in batch:
+                ids, mask, labels = collate(micro, pad)
+                logits = model(input_ids=ids, attention_mask=mask).logits
+                loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
+                                       ignore_index=-100, reduction="sum") / n_target
+                loss.backward()
+                step_loss += float(loss.detach())
+                tokens += int(mask.sum())
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            tokens += int(mask.sum())
-            losses.append(float(loss.detach()))
+            losses.append(step_loss)
             if log_every and (step + 1) % log_every == 0:
                 el = time.perf_counter() - t1
                 log(f"tinybase step {step + 1}/{len(plan)} loss {sum(losses[-log_every:]) / log_every:.4f} "
