@@ -184,3 +184,26 @@ def extract_final_answer(text: str) -> str | None:
     else:
         b = last_boxed(text)
     return b.strip() if b is not None else None
+
+
+def render_prompt(
+    question: str,
+    *,
+    builtin_task: bool,
+    tokenizer: Any,
+    template: str = "auto",
+    instruction: str | None = R1_INSTRUCTION,
+    think_prefix: bool = False,
+) -> str:
+    """The prompt text every stage conditions on, so RL rollouts and `r1 eval` see the same text.
+
+    `template: auto` = the tokenizer's chat template when it has one (with no instruction for built-in tasks,
+    whose questions already say what to do, and R1's instruction otherwise), else the R1-Zero template.
+    """
+    if template == "auto":
+        if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+            template = "chat"
+            instruction = None if builtin_task else instruction
+        else:
+            template = "r1-zero"
+    return build_prompt(question, template, tokenizer, instruction=instruction, think_prefix=think_prefix)  # type: ignore[arg-type]
