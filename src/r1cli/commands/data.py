@@ -24,6 +24,9 @@ def data(
     task: Annotated[Optional[str], typer.Option("--task", help="arith | countdown | linear")] = None,
     split: Annotated[Optional[str], typer.Option("--split", help="train | test")] = None,
     n: Annotated[Optional[int], typer.Option("--n", help="Number of rows.")] = None,
+    cold_start: Annotated[
+        bool, typer.Option("--cold-start", help="Add readable worked solutions (a completion column) for coldstart.")
+    ] = False,
     recipe: RecipeOpt = None,
     set_: SetOpt = None,
     output: OutputOpt = None,
@@ -38,7 +41,14 @@ def data(
         "data",
         recipe=recipe,
         sets=set_,
-        overrides={"task": task, "split": split, "n": n, "output": output and str(output), "seed": seed},
+        overrides={
+            "task": task,
+            "split": split,
+            "n": n,
+            "cold_start": cold_start or None,
+            "output": output and str(output),
+            "seed": seed,
+        },
         resume=resume,
         overwrite=overwrite,
         debug=debug,
