@@ -33,7 +33,17 @@ and the style prior swung from batch to batch (a base built that way chose `deta
 The base therefore picks the more reliable style only sometimes; GRPO can raise accuracy (and response length,
 the paper's "thinks longer") by shifting that one early choice. Measure the precondition with
 `evaluate_accuracy(..., prefix=task.style_prefix(style))`: the forced detailed style must be clearly more accurate
-than the forced terse one. Departures from a real base: the corpus is one synthetic task, and the style prior is
+than the forced terse one. Measured (preset `tiny`, seed 0, 1.69M params, 800 steps x 32 rows = 3.0M tokens; 1 thread on a shared machine,
+3.5k tokens/s, 869 s; ~7k tokens/s expected on 2 idle cores), on held-out problems at T=1: natural 11.8%
+(n=500) with the detailed style chosen 25%; forced detailed 34.6%, forced terse 5.8%: shifting the one style
+token is worth ~+23 points to RL. Per-line diagnosis of forced greedy traces: label 100%, running-total copy 100%,
+one-digit sums 98.7%, operand fetched by label 87.8% (100% on lines 1-2, falling to 70% on lines 9-10) — the
+lookup, not the arithmetic, limits the detailed style. Untried: 6-8 terms (shorter distances, easier terse style)
+to lift natural accuracy into the 20-50% band. An earlier build with length-bucketed (single-style) steps reached
+only 3.8% natural / 0.2% forced detailed at step 300 of 800. Under CPU contention use 1 torch thread: OpenMP
+spin-waits made a 2-thread build ~7x slower (500 vs 3.5k tokens/s) when other processes held the cores.
+
+Departures from a real base: the corpus is one synthetic task, and the style prior is
 set by the corpus mix rather than learned from the web.
 """
 
