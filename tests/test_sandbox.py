@@ -151,7 +151,8 @@ def test_memory_bomb_is_contained(mode):
 def test_infinite_loop_is_stopped(mode):
     t0 = time.perf_counter()
     r = run_python("while True:\n    pass", "", limits(mode))
-    assert r.status == "timeout"
+    # the wall-clock limit or the CPU rlimit (SIGXCPU) stops it, whichever fires first on a loaded machine
+    assert r.status in ("timeout", "killed")
     assert time.perf_counter() - t0 < 4
 
 
