@@ -65,6 +65,10 @@ class RLConfig(GRPOConfig, ModelArgs):
             "answer checker the accuracy reward uses when the input rows carry no `task` column."
         },
     )
+    columns: dict[str, str] = field(
+        default_factory=dict,
+        metadata={"help": "Column mapping of the input dataset {ours: theirs}, e.g. {prompt: question}."},
+    )
     task_params: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "Difficulty knobs of the built-in task, e.g. {max_terms: 4}."}
     )
