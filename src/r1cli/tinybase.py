@@ -22,7 +22,7 @@ one of two styles, chosen by the first word after `<think>\\n`:
   `c: 13+7=20`. Each step is trivial (a one-digit addition to a total copied from the line above) and its operand
   is found by its label `c:` in the prompt — a content lookup — instead of by counting lines, which the tiny model
   could not do (it fetched term k right 12–15% of the time for k >= 3 in the note's running-sum base).
-- `terse` ("All at once.", the majority): the answer directly, i.e. a sum of 8–10 signed digits in one forward
+- `terse` ("All at once.", the majority): the answer directly, i.e. a sum of 6–8 signed digits in one forward
   pass, which the model gets right much less often.
 
 The corpus starts at `detailed_share_start` (50%) detailed and anneals to `detailed_share` (25%) by 75% of the
@@ -33,15 +33,17 @@ and the style prior swung from batch to batch (a base built that way chose `deta
 The base therefore picks the more reliable style only sometimes; GRPO can raise accuracy (and response length,
 the paper's "thinks longer") by shifting that one early choice. Measure the precondition with
 `evaluate_accuracy(..., prefix=task.style_prefix(style))`: the forced detailed style must be clearly more accurate
-than the forced terse one. Measured (preset `tiny`, seed 0, 1.69M params, 800 steps x 32 rows = 3.0M tokens; 1 thread on a shared machine,
-3.5k tokens/s, 869 s; ~7k tokens/s expected on 2 idle cores), on held-out problems at T=1: natural 11.8%
-(n=500) with the detailed style chosen 25%; forced detailed 34.6%, forced terse 5.8%: shifting the one style
-token is worth ~+23 points to RL. Per-line diagnosis of forced greedy traces: label 100%, running-total copy 100%,
-one-digit sums 98.7%, operand fetched by label 87.8% (100% on lines 1-2, falling to 70% on lines 9-10) — the
-lookup, not the arithmetic, limits the detailed style. Untried: 6-8 terms (shorter distances, easier terse style)
-to lift natural accuracy into the 20-50% band. An earlier build with length-bucketed (single-style) steps reached
-only 3.8% natural / 0.2% forced detailed at step 300 of 800. Under CPU contention use 1 torch thread: OpenMP
-spin-waits made a 2-thread build ~7x slower (500 vs 3.5k tokens/s) when other processes held the cores.
+than the forced terse one. Measured on the default preset (`tiny`, seed 0, 6-8 steps per problem, 1.69M params,
+800 steps x 32 rows = 2.6M tokens, 2 threads on an idle 2-core machine: 6.0k tokens/s, 433 s), on 1,000 held-out
+problems: T=1 12.8% ± 1.1 with the detailed style chosen 24%; forced detailed 36.5% ± 1.5, forced terse
+6.5% ± 0.8; T=0.6 11.5%; greedy 6.9% (always terse); 63% of G=8 groups have reward variance. Shifting the one
+style token is worth ~+24 points to RL. The same recipe with 8-10 steps gave 4.9% at T=1 (a 2-thread build;
+an earlier 1-thread build of it measured 13.7%, so builds vary by several points), forced detailed 33%, terse
+4.4%. Per-line diagnosis of forced greedy traces (8-10 steps): label 100%, running-total copy 100%, one-digit
+sums 98.7%, operand fetched by label 87.8% (100% on lines 1-2, 70% on lines 9-10) — the lookup, not the
+arithmetic, limits the detailed style. An earlier build with length-bucketed (single-style) steps reached only
+3.8% natural / 0.2% forced detailed at step 300 of 800. Under CPU contention use 1 torch thread or
+OMP_WAIT_POLICY=PASSIVE: OpenMP spin-waits made a 2-thread build ~7x slower when other processes held the cores.
 
 Departures from a real base: the corpus is one synthetic task, and the style prior is
 set by the corpus mix rather than learned from the web.
@@ -91,7 +93,10 @@ class TinyBaseConfig:
     max_position_embeddings: int = field(default=512, metadata={"help": "Longest sequence."})
     rope_theta: float = field(default=10000.0, metadata={"help": "RoPE base."})
     task: str = field(default="arith", metadata={"help": "Built-in task of the pretraining corpus."})
-    task_params: tuple[tuple[str, Any], ...] = field(default=(), metadata={"help": "The task's params (sorted items)."})
+    task_params: tuple[tuple[str, Any], ...] = field(
+        default=(("max_terms", 8), ("min_terms", 6)),
+        metadata={"help": "The task's params (sorted items); spelled out so they are part of the cache key."},
+    )
     detailed_share: float = field(
         default=0.25, metadata={"help": "Share of detailed-style completions at the end of pretraining (the style prior)."}
     )

@@ -36,8 +36,10 @@ LABELS = string.ascii_lowercase
 class ArithParams:
     """Difficulty knobs of `arith`."""
 
-    min_terms: int = field(default=8, metadata={"help": "Fewest steps per problem."})
-    max_terms: int = field(default=10, metadata={"help": "Most steps per problem (at most 26)."})
+    # 6-8 steps: measured on the tiny base (seed 0, 1,000 held-out problems, T=1), 12.8% sampled accuracy with
+    # forced step-by-step 36.5% vs forced terse 6.5%; with 8-10 steps the same build recipe gave 4.9% sampled.
+    min_terms: int = field(default=6, metadata={"help": "Fewest steps per problem."})
+    max_terms: int = field(default=8, metadata={"help": "Most steps per problem (at most 26)."})
     max_digit: int = field(default=9, metadata={"help": "Largest step size (steps are +-1..max_digit)."})
     max_total: int = field(default=39, metadata={"help": "The running total stays within [0, max_total]."})
 
