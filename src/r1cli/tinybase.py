@@ -64,6 +64,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from r1cli.artifacts import sha256_file
+
 TINYBASE_VERSION = "1"
 MANIFEST = "r1cli_tinybase.json"
 SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
@@ -428,20 +430,12 @@ def build(cfg: TinyBaseConfig, seed: int, out: Path) -> dict[str, Any]:
         tokenizer_seconds=round(tok_s, 2),
         build_seconds=round(time.perf_counter() - t0, 2),
     )
-    files = {p.name: _sha256(p) for p in sorted(out.iterdir()) if p.is_file() and p.name != MANIFEST}
+    files = {p.name: sha256_file(p) for p in sorted(out.iterdir()) if p.is_file() and p.name != MANIFEST}
     manifest = {**stats, "files": files}
     tmp = out / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     os.replace(tmp, out / MANIFEST)
     return manifest
-
-
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def build_info(folder: str | Path) -> dict[str, Any] | None:
@@ -459,7 +453,7 @@ def is_complete(folder: Path, key: str) -> bool:
     if not info or info.get("key") != key or not info.get("files"):
         return False
     try:
-        return all(_sha256(folder / name) == h for name, h in info["files"].items())
+        return all(sha256_file(folder / name) == h for name, h in info["files"].items())
     except OSError:
         return False
 
