@@ -109,7 +109,7 @@ def test_incomplete_or_tampered_build_is_not_reused(tmp_path, monkeypatch):
         calls.append(out)
         out.mkdir(parents=True)
         (out / "model.safetensors").write_bytes(b"weights")
-        files = {"model.safetensors": tb._sha256(out / "model.safetensors")}
+        files = {"model.safetensors": tb.sha256_file(out / "model.safetensors")}
         (out / tb.MANIFEST).write_text(json.dumps({"key": cfg.key(seed), "files": files}))
 
     monkeypatch.setattr(tb, "build", fake_build)
