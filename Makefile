@@ -10,10 +10,10 @@ SEED ?= 0
 PRESET ?= tiny
 EVAL_N ?= 1000
 
-.PHONY: install test quality demo base data eval-base clean help
+.PHONY: install test quality demo base data eval-base rl eval-rl compare clean help
 
 help:
-	@echo "make install | test | quality | demo [RUN=runs/demo] | base | data | eval-base | clean"
+	@echo "make install | test | quality | demo [RUN=runs/demo] | base | data | eval-base | rl | eval-rl | compare | clean"
 
 install: $(VENV)/.installed
 
@@ -47,8 +47,17 @@ data: install
 eval-base: install
 	$(R1) eval --model $(RUN)/base --benchmark $(RUN)/data_test --k 4 --output $(RUN)/eval_base --overwrite
 
-demo: base data eval-base
-	@echo "demo run folder: $(RUN)"
+rl: install
+	OMP_WAIT_POLICY=PASSIVE $(R1) rl --recipe recipes/tiny/rl.yaml --model $(RUN)/base --seed $(SEED) --output $(RUN)/rl --overwrite
+
+eval-rl: install
+	$(R1) eval --model $(RUN)/rl --benchmark $(RUN)/data_test --k 4 --output $(RUN)/eval_rl --overwrite
+
+compare: install
+	$(R1) eval compare $(RUN)/eval_base $(RUN)/eval_rl --output $(RUN)/compare.png
+
+demo: base data eval-base rl eval-rl compare
+	@echo "demo run folder: $(RUN) (RL curves: $(RUN)/rl/curves.png, comparison: $(RUN)/compare.png)"
 
 clean:
 	rm -rf runs .pytest_cache
