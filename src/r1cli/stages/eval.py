@@ -48,18 +48,17 @@ TABLE_METRICS = ("pass@1", "cons@k", "pass@k", "format_rate", "mean_length", "me
 
 
 def render_prompt(question: str, kind: str, tokenizer: Any, cfg: Any) -> str:
-    """The text the model is conditioned on (see the module docstring for `template: auto`)."""
-    from r1cli.prompts import build_prompt
+    """The text the model is conditioned on: `r1cli.prompts.render_prompt`, the same function RL rollouts use."""
+    from r1cli.prompts import render_prompt as render
 
-    template = cfg.template
-    instruction = cfg.instruction
-    if template == "auto":
-        if tokenizer is not None and getattr(tokenizer, "chat_template", None):
-            template = "chat"
-            instruction = None if kind == "task" else cfg.instruction
-        else:
-            template = "r1-zero"
-    return build_prompt(question, template, tokenizer, instruction=instruction, think_prefix=cfg.think_prefix)
+    return render(
+        question,
+        builtin_task=kind == "task",
+        tokenizer=tokenizer,
+        template=cfg.template,
+        instruction=cfg.instruction,
+        think_prefix=cfg.think_prefix,
+    )
 
 
 def prefilled_think(prompt: str) -> str:
