@@ -218,7 +218,8 @@ class TrainerOverrides:
         cuda = torch.cuda.is_available()
         if self.bf16 is None:
             fp16 = bool(getattr(self, "fp16", False))
-            self.bf16 = (not fp16) and cuda and torch.cuda.is_bf16_supported()
+            fp32 = getattr(self, "dtype", "auto") == "float32"  # ModelArgs asked for float32 weights
+            self.bf16 = (not fp16) and (not fp32) and cuda and torch.cuda.is_bf16_supported()
         if not cuda and hasattr(self, "dataloader_pin_memory"):
             self.dataloader_pin_memory = False
         # transformers >= 5.2x renamed gradient_checkpointing to activation_checkpointing and warns on the old

@@ -15,14 +15,13 @@ Defaults that differ from TRL's, and why:
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 from trl import GRPOConfig
 
-from r1cli.configs import ModelArgs
+from r1cli.configs import ModelArgs, TrainerOverrides
 from r1cli.prompts import R1_INSTRUCTION
 
 # TRL options that change the loss or the advantages in ways r1cli.grpo.loss does not implement: rejected up front
@@ -48,7 +47,7 @@ UNSUPPORTED_TRL_OPTIONS: tuple[tuple[str, Any, str], ...] = (
 
 
 @dataclass
-class RLConfig(GRPOConfig, ModelArgs):
+class RLConfig(TrainerOverrides, GRPOConfig, ModelArgs):
     """`r1 rl`: GRPO with rule-based rewards (R1-Zero, and R1's reasoning-oriented RL stage)."""
 
     input: Optional[str] = field(
@@ -172,13 +171,6 @@ class RLConfig(GRPOConfig, ModelArgs):
             "model; > 0 uses it (with LoRA: the adapter-disabled base, no second copy)."
         },
     )
-    gradient_checkpointing: bool = field(
-        default=False,
-        metadata={"help": "Recompute activations in the backward pass (saves memory, costs time)."},
-    )
-    bf16: Optional[bool] = field(
-        default=None, metadata={"help": "bfloat16 mixed precision; null = on with a GPU, off on CPU."}
-    )
     logging_steps: float = field(default=1, metadata={"help": "Log every N optimizer steps."})
     report_to: Optional[str | list[str]] = field(
         default="none", metadata={"help": "Trackers: none, tensorboard, wandb, trackio (or a list)."}
@@ -204,13 +196,8 @@ class RLConfig(GRPOConfig, ModelArgs):
             * self.steps_per_generation
         ):
             self.generation_batch_size = None
-        if self.bf16 is None:
-            self.bf16 = bool(not self.fp16 and self.dtype != "float32" and _cuda_available())
-        with (
-            warnings.catch_warnings()
-        ):  # TRL's own gradient_checkpointing field trips transformers 5's rename warning
-            warnings.filterwarnings("ignore", message="`gradient_checkpointing", category=FutureWarning)
-            super().__post_init__()
+        self.resolve_precision()  # bf16 only on a GPU; gradient_checkpointing carried to its new name
+        super().__post_init__()
         if self.loss_type not in ("grpo", "bnpo", "dr_grpo", "dapo"):
             raise ValueError(f"loss_type must be grpo, bnpo, dr_grpo or dapo, got {self.loss_type!r}")
         if self.scale_rewards not in ("group", "batch", "none"):
@@ -246,9 +233,3 @@ class RLConfig(GRPOConfig, ModelArgs):
                 "give reward weights once, as rewards[i].weight (reward_weights is derived from them)"
             )
         self.reward_weights = weights
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
