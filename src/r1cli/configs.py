@@ -16,8 +16,9 @@ _LAZY = {
     "ColdstartConfig": "r1cli.stages.sft_config",
     "DistillConfig": "r1cli.stages.sft_config",
     "RLConfig": "r1cli.grpo.config",
-    "AlignConfig": "r1cli.grpo.config",
+    "AlignConfig": "r1cli.stages.align_config",
     "RejectSampleConfig": "r1cli.stages.reject_sample_config",
+    "RewardModelConfig": "r1cli.stages.reward_model_config",
 }
 
 

@@ -44,6 +44,7 @@ STAGES: dict[str, tuple[str, str, str, str]] = {
     "reject-sample": ("r1cli.configs", "RejectSampleConfig", "r1cli.stages.reject_sample", "dataset"),
     "align": ("r1cli.configs", "AlignConfig", "r1cli.stages.align", "model"),
     "distill": ("r1cli.configs", "DistillConfig", "r1cli.stages.distill", "model"),
+    "reward-model": ("r1cli.configs", "RewardModelConfig", "r1cli.stages.reward_model", "model"),
     "merge": ("r1cli.configs", "MergeConfig", "r1cli.stages.merge", "model"),
 }
 

@@ -35,6 +35,7 @@ HELP = {
     "reject-sample": "Sample n answers per prompt, keep the correct and readable ones, write an SFT dataset.",
     "align": "RL for all scenarios: rule rewards on reasoning rows, reward models on general rows.",
     "distill": "A teacher writes reasoning traces; a student is fine-tuned on them.",
+    "reward-model": "Train a preference reward model (TRL RewardTrainer) on prompt/chosen/rejected pairs.",
     "merge": "Merge a LoRA/QLoRA adapter (--model RUN) into its base: a plain full model in <output>/model.",
 }
 

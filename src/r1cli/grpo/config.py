@@ -9,7 +9,7 @@ Defaults that differ from TRL's, and why:
 - `use_bias_correction_kl: false` (TRL: true): the paper's KL term, without DeepSeek-V3.2's importance weight.
 - `logging_steps: 1`, `report_to: none`, `seed: 0`.
 
-`AlignConfig` (the all-scenario RL stage) is not defined yet.
+`AlignConfig` (the all-scenario RL stage) lives in `r1cli.stages.align_config`.
 """
 
 from __future__ import annotations
