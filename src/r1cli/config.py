@@ -263,6 +263,12 @@ def read_recipe(path: str | Path | None) -> dict[str, Any]:
         raise ConfigError(f"recipe {str(p)!r} does not exist", hint="pass a YAML file, e.g. recipes/tiny/rl.yaml")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"recipe {str(p)!r} is not UTF-8 text (byte {e.start})", hint="pass a YAML text file"
+        ) from None
+    except OSError as e:
+        raise ConfigError(f"recipe {str(p)!r} cannot be read: {e.strerror or e}") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

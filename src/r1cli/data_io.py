@@ -27,6 +27,8 @@ def load_dataset_input(
                 raise InputArtifactError(f"{name} {spec!r}: unsupported file type {ref.path.suffix!r}")
             ds = datasets.load_dataset(builder, data_files=str(ref.path), split="train")
         else:
+            if _saved_without_rows(ref.path):  # datasets cannot reload a 0-row save_to_disk folder (IndexError)
+                raise InputArtifactError(f"{name} {spec!r} is empty", hint="pass a dataset with at least one row")
             ds = datasets.load_from_disk(str(ref.path))
             if isinstance(ds, datasets.DatasetDict):
                 if split not in ds:
@@ -40,6 +42,19 @@ def load_dataset_input(
     if len(ds) == 0:
         raise InputArtifactError(f"{name} {spec!r} is empty", hint="pass a dataset with at least one row")
     return map_columns(ds, columns or {}, what=f"{name} {spec!r}"), ref
+
+
+def _saved_without_rows(folder: Any) -> bool:
+    """A `save_to_disk` folder of a single dataset that holds no data files (what a 0-row Dataset writes)."""
+    import json
+
+    state = folder / "state.json"
+    if not state.is_file():
+        return False
+    try:
+        return json.loads(state.read_text(encoding="utf-8")).get("_data_files") == []
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def map_columns(ds: Any, columns: dict[str, str], what: str = "dataset") -> Any:

@@ -176,6 +176,12 @@ def _load_tokenizer(r: ResolvedModel, args: Any) -> Any:
         tok = AutoTokenizer.from_pretrained(src, **kwargs)
     except Exception as e:  # OSError, ValueError, ImportError from tokenizer classes
         raise _load_error(r, e, what="the tokenizer of model") from None
+    if len(tok) <= 1 or not tok("1 + 1 = 2", add_special_tokens=False)["input_ids"]:
+        # transformers builds an empty tokenizer (no vocabulary) for a folder that lacks the tokenizer files
+        raise InputArtifactError(
+            f"model {r.spec!r} has no usable tokenizer (no vocabulary in {src})",
+            hint="save the tokenizer next to the weights (tokenizer.save_pretrained(folder))",
+        )
     prepare_tokenizer(tok)
     return tok
 

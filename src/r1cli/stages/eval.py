@@ -182,6 +182,7 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
     benches = []
     with run.timed("load_benchmarks"):
         for spec in dict.fromkeys(cfg.benchmarks):
+            _check_benchmark_path(spec)
             b = load_benchmark(spec, columns=cfg.columns or None, limit=cfg.limit, seed=0,
                                task_params=cfg.task_params or None)
             if cfg.oracle and not b.has_solutions:
@@ -273,6 +274,16 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
                   if k in m},
         "manifest_extra": {"benchmarks": {name: m["source"] for name, m in results["benchmarks"].items()}},
     }
+
+
+def _check_benchmark_path(spec: str) -> None:
+    """A benchmark given as a file path that does not exist is a missing input (exit 3), not an unknown name."""
+    p = Path(str(spec)).expanduser()
+    looks_like_path = p.suffix.lower() in (".jsonl", ".json", ".parquet", ".csv") or str(spec).startswith(
+        (".", "/", "~"))
+    if looks_like_path and not p.exists():
+        raise InputArtifactError(f"benchmark file {str(spec)!r} does not exist",
+                                 hint="check the path, or use a known name such as arith or math500")
 
 
 def _generate(cfg, bench, k, todo, prompts, keys, model, tok, grader, samples) -> None:
