@@ -45,6 +45,12 @@ arithmetic, limits the detailed style. An earlier build with length-bucketed (si
 3.8% natural / 0.2% forced detailed at step 300 of 800. Under CPU contention use 1 torch thread or
 OMP_WAIT_POLICY=PASSIVE: OpenMP spin-waits made a 2-thread build ~7x slower when other processes held the cores.
 
+Opt-in third style, for the language-mixing finding (preset `tiny-mix`; `mixed_share` > 0 needs a task with a
+`mixed` style, e.g. `arith` with `mixed_style`): a share `mixed_share` of the detailed-style rows is written in
+the `mixed` version instead (the same steps with Chinese words, see `r1cli.tasks.arith`), drawn with a separate
+RNG, so the detailed/terse choice of every row is that of the same preset without it. With `mixed_share` = 0 (every
+other preset) the corpus, the tokenizer and the cache key are those of a build without the field.
+
 Departures from a real base: the corpus is one synthetic task, and the style prior is
 set by the corpus mix rather than learned from the web.
 """
@@ -107,6 +113,11 @@ class TinyBaseConfig:
         metadata={"help": "Share of detailed-style completions at step 0, annealed linearly to detailed_share over "
                   "the first 75% of steps (more worked traces early teach the skill; the late mix sets the prior)."},
     )
+    mixed_share: float = field(
+        default=0.0,
+        metadata={"help": "Opt-in: share of the detailed-style rows written in the task's `mixed` style instead "
+                  "(the same solution with words of another language; the language-mixing finding). 0: off."},
+    )
     micro_batches: int = field(
         default=4, metadata={"help": "Each step's rows are sorted by length and run as this many accumulated "
                              "micro-batches (little padding, and every step still sees the corpus mix)."}
@@ -125,7 +136,7 @@ class TinyBaseConfig:
             raise ValueError("hidden_size must be a multiple of num_attention_heads")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
-        for name in ("detailed_share", "detailed_share_start"):
+        for name in ("detailed_share", "detailed_share_start", "mixed_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 1 <= self.micro_batches <= self.batch_size:
@@ -133,8 +144,17 @@ class TinyBaseConfig:
         if self.train_steps < 1:
             raise ValueError(f"train_steps must be >= 1, got {self.train_steps}")
 
+    def fields(self) -> dict[str, Any]:
+        """The config as a dict; the opt-in `mixed_share` is left out when off, so the cache key and the build
+        manifest of every preset without it are those from before the field existed."""
+        out = dataclasses.asdict(self)
+        if out["mixed_share"] == 0.0:
+            del out["mixed_share"]
+        return out
+
     def key(self, seed: int) -> str:
-        blob = json.dumps({"version": TINYBASE_VERSION, "seed": seed, **dataclasses.asdict(self)}, sort_keys=True)
+        fields = self.fields()
+        blob = json.dumps({"version": TINYBASE_VERSION, "seed": seed, **fields}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -152,6 +172,8 @@ PRESETS: dict[str, TinyBaseConfig] = {
         warmup_steps=5,
         tokenizer_rows=500,
     ),
+    # the language-mixing finding: `tiny` with half of its detailed solutions written with Chinese words
+    "tiny-mix": TinyBaseConfig(task_params=(("max_terms", 8), ("min_terms", 6), ("mixed_style", True)), mixed_share=0.5),
 }
 
 
@@ -233,16 +255,24 @@ def detailed_share_at(step: int, cfg: TinyBaseConfig) -> float:
 def corpus_rows(cfg: TinyBaseConfig, n: int, seed: int) -> list[tuple[str, str]]:
     """`n` (question, completion) pairs from the task's train split, in training order (row i is used at step
     i // batch_size); each completion is in the detailed style with probability `detailed_share_at(step)`
-    (tasks with one style always use it)."""
+    (tasks with one style always use it). With `mixed_share` > 0, a detailed row is written in the `mixed` style
+    with that probability (a separate RNG: the detailed/terse choices do not change)."""
+    from r1cli.errors import ConfigError
     from r1cli.tasks import get_task
 
     task = get_task(cfg.task, **dict(cfg.task_params))
     rng = random.Random(f"r1cli:tinybase:styles:{seed}")
+    mix_rng = random.Random(f"r1cli:tinybase:mixed:{seed}")
+    if cfg.mixed_share > 0 and "mixed" not in task.styles:
+        raise ConfigError(f"mixed_share > 0 needs a task with a 'mixed' style; {cfg.task!r} has {task.styles}",
+                          hint="use task arith with task_params mixed_style: true, or mixed_share 0")
     two = "terse" in task.styles and "detailed" in task.styles
     out = []
     for i, row in enumerate(task.generate("train", n, seed=seed, unique=False)):
         if two:
             style = "detailed" if rng.random() < detailed_share_at(i // cfg.batch_size, cfg) else "terse"
+            if style == "detailed" and cfg.mixed_share > 0 and mix_rng.random() < cfg.mixed_share:
+                style = "mixed"
         else:
             style = task.styles[0]
         out.append((row["prompt"], task.solution(row, style=style)))
@@ -423,7 +453,7 @@ def build(cfg: TinyBaseConfig, seed: int, out: Path) -> dict[str, Any]:
     model.save_pretrained(out)
     tok.save_pretrained(out)
     stats.update(
-        preset_config=dataclasses.asdict(cfg),
+        preset_config=cfg.fields(),
         seed=seed,
         key=cfg.key(seed),
         tinybase_version=TINYBASE_VERSION,
@@ -634,9 +664,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--train-steps", type=int, default=None)
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=None, help="also copy the built folder here (a plain HF folder for --model)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     path = ensure_base(a.preset, seed=a.seed, train_steps=a.train_steps)
+    if a.out:
+        out = Path(a.out)
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(path, out, ignore=lambda d, names: [n for n in names if n.endswith(".lock")])
+        path = out
     print(json.dumps({"preset": a.preset, "seed": a.seed, "path": str(path), **style_report(path, n=a.n, seed=a.seed)}))
 
 

@@ -16,6 +16,13 @@ Two solution styles, chosen by the first word after `<think>\\n` (see `solution`
   small model gets right far less often.
 
 The running total stays in [0, max_total], so every intermediate value is a small non-negative number.
+
+Opt-in third style for the language-mixing finding (`mixed_style=True`; off by default, and then nothing here
+changes): `mixed` ("Step by step 逐步:") is the detailed solution with Chinese words in it — the head adds 逐步
+("step by step") and each line says 得到 ("gives") instead of `=`: `b: 7-3得到4`. Numbers stay digits, so the
+work is the same as `detailed` and a base pretrained on both should solve equally well in either; only the
+language of the chain of thought differs (`language_consistency` with language "en" is 3/(5+2n) on it, 1 on
+`detailed` and `terse`).
 """
 
 from __future__ import annotations
@@ -25,11 +32,13 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
-from r1cli.tasks.base import Task, check, parse_int
+from r1cli.tasks.base import STYLE_HEADS, Task, check, parse_int
 
 HEADER = "Apply the steps in order, starting from 0:"
 QUESTION = "What is the result?"
 LABELS = string.ascii_lowercase
+MIXED_HEAD = "Step by step 逐步:"  # the opt-in `mixed` style's first line (English and Chinese)
+MIXED_EQ = "得到"  # "gives": what a `mixed` step line writes instead of "="
 
 
 @dataclass
@@ -42,6 +51,11 @@ class ArithParams:
     max_terms: int = field(default=8, metadata={"help": "Most steps per problem (at most 26)."})
     max_digit: int = field(default=9, metadata={"help": "Largest step size (steps are +-1..max_digit)."})
     max_total: int = field(default=39, metadata={"help": "The running total stays within [0, max_total]."})
+    mixed_style: bool = field(
+        default=False,
+        metadata={"help": "Opt-in: add a third solution style `mixed`, the detailed one written with Chinese words "
+                  "(head 'Step by step 逐步:', lines 'b: 7-3得到4'), for the language-mixing finding."},
+    )
 
     def __post_init__(self) -> None:
         check(1 <= self.min_terms <= self.max_terms <= len(LABELS),
@@ -54,6 +68,11 @@ class ArithTask(Task):
     name = "arith"
     params_cls = ArithParams
     styles = ("detailed", "terse")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if self.params.mixed_style:
+            self.styles = ("detailed", "terse", "mixed")  # instance attribute: the class default is untouched
 
     def sample(self, rng: random.Random) -> dict[str, Any]:
         p: ArithParams = self.params
@@ -70,11 +89,30 @@ class ArithTask(Task):
         self.check_style(style)
         terms = row.get("terms") or parse_terms(row["prompt"])
         lines, t = [], 0
-        if style == "detailed":
+        if style in ("detailed", "mixed"):
+            eq = MIXED_EQ if style == "mixed" else "="
             for label, d in zip(LABELS, terms, strict=False):
-                lines.append(f"{label}: {t}{d:+d}={t + d}")
+                lines.append(f"{label}: {t}{d:+d}{eq}{t + d}")
                 t += d
+        if style == "mixed":
+            think = "\n".join([MIXED_HEAD, *lines])
+            return f"<think>\n{think}\n</think>\n<answer>\n{sum(terms)}\n</answer>"
         return self.format_solution(style, lines, str(sum(terms)))
+
+    def _head(self, style: str) -> str:
+        return MIXED_HEAD if style == "mixed" else STYLE_HEADS[style]
+
+    def style_of(self, completion: str) -> str | None:
+        """As `Task.style_of`, also knowing the opt-in `mixed` head."""
+        head = completion.split("<think>", 1)[-1].lstrip("\n")
+        for style in self.styles:
+            if head.startswith(self._head(style)):
+                return style
+        return None
+
+    def style_prefix(self, style: str) -> str:
+        self.check_style(style)
+        return f"<think>\n{self._head(style)}\n"
 
     def verify(self, row: dict[str, Any], answer: str | None) -> bool:
         got = parse_int(answer)
