@@ -1,0 +1,115 @@
+"""The generative judge: verdict parsing, a remote judge behind a real local HTTP server, a local checkpoint."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from r1cli.judge import Judge, JudgeConfig, parse_verdict, prediction_text
+
+
+@pytest.mark.parametrize(
+    "reply, verdict",
+    [
+        ("CORRECT", True),
+        ("incorrect.", False),
+        ("Yes", True),
+        ("no", False),
+        ("The student's answer matches the reference.\nCORRECT", True),
+        ("At first it looks correct, but the sign is flipped.\nINCORRECT", False),
+        ("The answer is not correct.", False),
+        ("<think>\nIs 0.5 = 1/2? It looks incorrect... no wait, correct.\n</think>\nVerdict: **CORRECT**", True),
+        ("<think>\nhmm, correct", None),  # unfinished reasoning
+        ("Final: incorrect. (I first thought it was correct.)", False),
+        ("\\boxed{\\text{correct}}", True),
+        ("I cannot tell.", None),
+        ("", None),
+        ("There is no doubt this is wrong", False),
+    ],
+)
+def test_parse_verdict(reply, verdict):
+    assert parse_verdict(reply) is verdict
+
+
+def test_prediction_text_prefers_extracted_answer():
+    assert prediction_text("<think>\nlong\n</think>\nSo it is \\boxed{\\frac12}.") == "\\frac12"
+    assert prediction_text("<think>\nx\n</think>\nThe capital is Paris.") == "The capital is Paris."
+    long = "word " * 2000
+    assert len(prediction_text(long, max_chars=100)) <= 110
+
+
+class JudgeServer:
+    """An OpenAI-compatible endpoint that judges like a careful grader: it reads the reference and the student's
+    answer out of the prompt and compares them (case- and space-insensitive); one question gets a reply without
+    a verdict."""
+
+    def __init__(self):
+        self.prompts: list[str] = []
+        srv = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                prompt = body["messages"][-1]["content"]
+                srv.prompts.append(prompt)
+                ref = re.search(r"Reference answer:\n(.*?)\n\n", prompt, re.S).group(1)
+                pred = re.search(r"Student's answer:\n(.*?)\n\n", prompt, re.S).group(1)
+                if "mumble" in prompt:
+                    text = "I would rather not say."
+                elif ref.strip().lower().replace(" ", "") == pred.strip().lower().replace(" ", ""):
+                    text = "<think>\nThey match.\n</think>\nCORRECT"
+                else:
+                    text = "They differ.\nVerdict: INCORRECT"
+                data = json.dumps({"choices": [{"message": {"content": text}, "finish_reason": "stop"}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_remote_judge_end_to_end():
+    srv = JudgeServer()
+    try:
+        j = Judge(JudgeConfig(backend="remote", url=srv.url, model="judge-model", concurrency=2))
+        got = j.judge(
+            ["Capital of France?", "Name a prime.", "Say something.", "Colour of the sky?"],
+            ["Paris", "7", "anything", "blue"],
+            ["<think>\nhmm\n</think>\nThe capital is paris.", "<think>\nx\n</think>\n\\boxed{9}", "mumble",
+             "Blue"],
+        )
+    finally:
+        srv.close()
+    assert got == [False, False, None, True]  # "the capital is paris" is not the bare reference: this grader is strict
+    assert "Reference answer:\nParis" in srv.prompts[0] and "Student's answer:\n9" in "".join(srv.prompts)
+
+
+def test_judge_config_validation():
+    with pytest.raises(ValueError, match="judge.url"):
+        JudgeConfig(backend="remote", model="m")
+    with pytest.raises(ValueError, match="judge.model"):
+        JudgeConfig(backend="local")
+    assert not JudgeConfig().enabled
+
+
+def test_local_judge_runs_a_checkpoint(tiny_base_path):
+    j = Judge(JudgeConfig(backend="local", model=str(tiny_base_path), max_new_tokens=8))
+    replies = j.replies(["What is 2+2?"], ["4"], ["4"])
+    assert len(replies) == 1 and isinstance(replies[0], str)
+    assert j.judge(["What is 2+2?"], ["4"], ["4"])[0] in (True, False, None)
+    assert j.calls == 2
