@@ -394,3 +394,71 @@ def test_rlconfig_loads_with_precedence_and_rejects_unknown_keys(tmp_path):
     ):
         with pytest.raises(ConfigError, match=msg):
             load_config(RLConfig, None, bad)
+
+
+def test_sample_table_samples_jsonl_and_throughput_metrics(tok, dataset, tmp_path, capsys):
+    import json
+
+    tr = _trainer(
+        tok, dataset, tmp_path, log_completions_every=2, max_steps=4, num_completions_to_print=2
+    )
+    tr.train()
+    rows = [json.loads(x) for x in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
+    # every 2 steps: all 4×G rows of the latest generation batch, with their rewards and advantages
+    assert sorted({r["step"] for r in rows}) == [2, 4]
+    assert len(rows) == 2 * 4 * G
+    for r in rows:
+        assert set(r) >= {"prompt", "completion", "reward", "rewards", "advantage", "length"}
+        assert r["rewards"]["length_reward"] == r["reward"]  # one reward function, weight 1
+        assert "What is" in r["prompt"]
+    step2 = [r for r in rows if r["step"] == 2]
+    assert torch.allclose(
+        torch.tensor([r["advantage"] for r in step2]),
+        compute_advantages(torch.tensor([r["reward"] for r in step2]), G),
+        atol=1e-5,
+    )
+    assert capsys.readouterr().err.count("sample completions, step") == 2
+    logged = [h for h in tr.state.log_history if "loss" in h]
+    assert len(logged) == 4
+    for h in logged:
+        assert h["tokens_per_s"] > 0 and h["completion_tokens_per_s"] > 0
+        assert h["completion_tokens_per_s"] < h["tokens_per_s"]  # prompts count in the first only
+
+
+def test_a_reward_returning_none_is_left_out_not_zero(tok, dataset, tmp_path):
+    """TRL's semantic, which `r1 align` relies on: None = not judged. The total is the weighted nansum over the
+    functions that judged a row; a row no function judged has reward NaN and advantage 0."""
+    from r1cli.grpo.trainer import R1GRPOTrainer
+
+    def judge_varied(completions, kind, **kw):  # judges only 'varied' prompts
+        return [float(len(c) % 3) if k == "varied" else None for c, k in zip(completions, kind, strict=True)]
+
+    def judge_some(completions, kind, prompts, **kw):  # judges only prompts with an even first operand
+        return [
+            0.5 if int(p.split()[2].split("+")[0]) % 2 == 0 else None
+            for p in prompts
+        ]
+
+    tr = R1GRPOTrainer(
+        model=_model(tok),
+        reward_funcs=[judge_varied, judge_some],
+        args=_args(tmp_path, reward_weights=None, rewards=[{"name": "accuracy"}, {"name": "format", "weight": 2.0}]),
+        train_dataset=dataset,
+        processing_class=tok,
+    )
+    assert tr.reward_weights.tolist() == [1.0, 2.0]
+    # prompts 0 (flat, even), 1 (varied, odd), 2 (varied, even), 3 (flat, odd): judged by f2 / f1 / both / none
+    rows = [dict(dataset[i]) for i in (0, 1, 2, 3) for _ in range(G)]
+    tr.model.train()
+    batch = tr._generate_and_score_completions(rows)
+    raw, total = tr._raw_rewards, tr._last_rewards
+    assert torch.isnan(raw[:G, 0]).all() and torch.allclose(total[:G], torch.full((G,), 1.0))
+    assert torch.isnan(raw[G : 2 * G, 1]).all() and torch.equal(total[G : 2 * G], raw[G : 2 * G, 0])
+    assert torch.allclose(total[2 * G : 3 * G], raw[2 * G : 3 * G, 0] + 2 * 0.5)
+    assert torch.isnan(total[3 * G :]).all()
+    adv = batch["advantages"]
+    assert torch.isfinite(adv).all() and torch.all(adv[3 * G :] == 0) and torch.all(adv[:G] == 0)
+    assert torch.allclose(adv, compute_advantages(total, G))
+    # the logged means skip the rows a function did not judge
+    m = tr._metrics["train"]
+    assert m["rewards/judge_some/mean"][-1] == pytest.approx(0.5)

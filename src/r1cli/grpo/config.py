@@ -148,6 +148,23 @@ class RLConfig(TrainerOverrides, GRPOConfig, ModelArgs):
     prefix_sharing_max_logits_mb: int = field(
         default=512, metadata={"help": "Memory cap for the logits of the shared-prompt scoring path (MiB)."}
     )
+    log_completions_every: int = field(
+        default=0,
+        metadata={
+            "help": "Every N optimizer steps, print a table of `num_completions_to_print` sample completions "
+            "(prompt tail, completion, each reward, advantage) on stderr and append every row of the latest "
+            "generation batch to `<output>/samples.jsonl`. 0 = off. (TRL's own `log_completions` prints to "
+            "stdout and is left off.)"
+        },
+    )
+    log_prompts: bool = field(
+        default=False,
+        metadata={
+            "help": "Append the prompts of each training generation batch to `<output>/prompts.jsonl` "
+            "({step, prompts}); a record of the data order, e.g. to check that a resumed run skips and repeats "
+            "no prompt."
+        },
+    )
     # --- TRL options whose r1cli default or type differs (see the module docstring)
     loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = field(
         default="grpo",
@@ -206,6 +223,8 @@ class RLConfig(TrainerOverrides, GRPOConfig, ModelArgs):
             raise ValueError(
                 f"num_generations must be >= 2 (a group needs a baseline), got {self.num_generations}"
             )
+        if self.log_completions_every < 0:
+            raise ValueError(f"log_completions_every must be >= 0 (0 = off), got {self.log_completions_every}")
         if self.max_resample_tries < 0:
             raise ValueError(f"max_resample_tries must be >= 0, got {self.max_resample_tries}")
         if self.train_size <= 0:

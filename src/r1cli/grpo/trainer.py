@@ -20,6 +20,12 @@ subclass overrides five hooks, each small, and copies none of TRL's long methods
   bf16 the cached and uncached forwards differ by more than rounding). With several processes the gradient
   forward stays TRL's single call (DDP syncs gradients once per forward/backward pair).
 
+Observability, on top of TRL's per-step metrics (each reward's mean/std, reward, completion lengths and clipped
+share, `frac_reward_zero_std`, entropy, clip ratios, KL when `beta > 0`): `tokens_per_s` and
+`completion_tokens_per_s` per logging window, and every `log_completions_every` steps a rich table of sample
+completions on stderr plus the whole latest generation batch appended to `<output>/samples.jsonl`;
+`log_prompts` records the prompts of each generation batch in `<output>/prompts.jsonl` (the data order).
+
 Reference model (`beta > 0`): with PEFT there is no second copy of the base. Given a `peft_config`, TRL computes
 the reference with the adapter disabled; given a model already wrapped by PEFT (what `r1cli.models.load_model`
 returns with `use_peft`), TRL adds a frozen "ref" copy of the adapter (adapter-sized; for a fresh adapter it equals
@@ -38,6 +44,7 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -69,6 +76,14 @@ _RIGHT_PADDED = {
     "importance_sampling_ratio": 1.0,
     "tool_mask": 1,
 }
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
 
 
 def _is_peft_model(model: Any) -> bool:
@@ -157,6 +172,14 @@ class R1GRPOTrainer(GRPOTrainer):
         self._refill_order: list[int] | None = None
         self._refill_epoch = 0
         self._refill_pos = 0
+        self.log_completions_every = int(_opt(args, "log_completions_every", 0))
+        self.log_prompts = bool(_opt(args, "log_prompts", False))
+        out = _opt(args, "output", None)
+        self.run_dir = Path(out) if out else Path(args.output_dir)  # samples.jsonl / prompts.jsonl go here
+        self._last_batch: dict[str, Any] | None = None
+        self._samples_step = -1
+        self._throughput_mark: tuple[float, float, float] | None = None  # (time, tokens seen, completion tokens)
+        self._completion_tokens = 0.0
         if self.dynamic_sampling:
             if self.accelerator.num_processes > 1:
                 raise ValueError("dynamic_sampling runs on a single process only")
@@ -481,7 +504,144 @@ class R1GRPOTrainer(GRPOTrainer):
         n_local = out["completion_ids"].size(0)
         start = self.accelerator.process_index * n_local
         out["advantages"] = advantages[start : start + n_local].to(out["completion_ids"].device)
+        if mode == "train":
+            self._completion_tokens += float(out["completion_mask"].sum().item())
+            self._remember_batch(inputs, out, rewards[start : start + n_local])
         return out
+
+    # ------------------------------------------------------------------ observability
+
+    def _remember_batch(self, inputs: list[dict[str, Any]], out: dict[str, Any], rewards: torch.Tensor) -> None:
+        """Keep the latest training generation batch for the sample table; log its prompts when asked."""
+        if self.log_prompts and self.accelerator.is_main_process:
+            import json
+
+            rec = {
+                "step": self.state.global_step + 1,  # the optimizer step this batch is generated for
+                "prompts": [str(x.get("question", x["prompt"])) for x in inputs],
+            }
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.run_dir / "prompts.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(rec) + "\n")
+        if not self.log_completions_every:
+            return
+        raw = self._raw_rewards
+        per_func = None
+        if raw is not None and raw.size(0) == rewards.size(0) * self.accelerator.num_processes:
+            start = self.accelerator.process_index * rewards.size(0)
+            per_func = raw[start : start + rewards.size(0)].detach().cpu()
+        self._last_batch = {
+            "generated_for_step": self.state.global_step + 1,
+            "prompt_ids": out["prompt_ids"].detach().cpu(),
+            "prompt_mask": out["prompt_mask"].detach().cpu(),
+            "completion_ids": out["completion_ids"].detach().cpu(),
+            "completion_mask": out["completion_mask"].detach().cpu(),
+            "reward": rewards.detach().cpu(),
+            "rewards_per_func": per_func,
+            "advantage": out["advantages"].detach().cpu(),
+        }
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self.model.training and "loss" in logs:
+            self._log_throughput(logs)
+        super().log(logs, start_time)
+        every = self.log_completions_every
+        if (
+            every
+            and self._last_batch is not None
+            and self.state.global_step % every == 0
+            and self.state.global_step != self._samples_step  # the end-of-training log repeats the last step
+            and self.accelerator.is_main_process
+        ):
+            self._samples_step = self.state.global_step
+            self.log_samples(self._last_batch)
+
+    def _log_throughput(self, logs: dict[str, float]) -> None:
+        """`tokens_per_s` (prompt + completion tokens through the model) and `completion_tokens_per_s` (generated
+        tokens) since the previous log, wall clock, this process."""
+        import time
+
+        now, seen = time.perf_counter(), float(self.state.num_input_tokens_seen)
+        mark = self._throughput_mark
+        if mark is not None and now > mark[0]:
+            dt = now - mark[0]
+            logs["tokens_per_s"] = (seen - mark[1]) / dt
+            logs["completion_tokens_per_s"] = (self._completion_tokens - mark[2]) / dt
+        self._throughput_mark = (now, seen, self._completion_tokens)
+
+    def _train_wall_start(self) -> None:
+        import time
+
+        if self._throughput_mark is None:
+            self._throughput_mark = (
+                time.perf_counter(),
+                float(self.state.num_input_tokens_seen),
+                self._completion_tokens,
+            )
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        self._train_wall_start()
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def log_samples(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """Decode a remembered generation batch -> rows {step, prompt, completion, reward, rewards, advantage,
+        length}; append them all to `<run_dir>/samples.jsonl`, print `num_completions_to_print` (default 4) of
+        them as a rich table on stderr, and return the rows."""
+        import json
+
+        tok = self._tokenizer
+        names = list(self.reward_func_names)
+        rows = []
+        for i in range(batch["completion_ids"].size(0)):
+            p = batch["prompt_ids"][i][batch["prompt_mask"][i].bool()].tolist()
+            c = batch["completion_ids"][i][batch["completion_mask"][i].bool()].tolist()
+            pf = batch["rewards_per_func"]
+            rows.append(
+                {
+                    "step": self.state.global_step,
+                    "generated_for_step": batch["generated_for_step"],
+                    "prompt": tok.decode(p, skip_special_tokens=False),
+                    "completion": tok.decode(c, skip_special_tokens=True),
+                    "reward": _finite(batch["reward"][i].item()),
+                    "rewards": {n: _finite(pf[i, j].item()) for j, n in enumerate(names)} if pf is not None else {},
+                    "advantage": float(batch["advantage"][i].item()),
+                    "length": len(c),
+                }
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / "samples.jsonl", "a", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+        self._print_samples(rows, names)
+        return rows
+
+    def _print_samples(self, rows: list[dict[str, Any]], names: list[str]) -> None:
+        import os
+
+        if os.environ.get("R1CLI_QUIET") == "1":
+            return
+        from rich.table import Table
+
+        from r1cli.console import err
+
+        n = self.args.num_completions_to_print or 4
+        G = self.num_generations
+        # one completion from each of the first groups: different prompts, not G samples of one
+        picked = [rows[i] for i in range(0, len(rows), G)][:n]
+        table = Table(title=f"sample completions, step {self.state.global_step}", show_lines=True)
+        table.add_column("prompt (end)", max_width=40, overflow="fold")
+        table.add_column("completion", max_width=80, overflow="fold")
+        for name in names:
+            table.add_column(name, justify="right")
+        table.add_column("advantage", justify="right")
+        for r in picked:
+            table.add_row(
+                r["prompt"][-120:],
+                r["completion"][:400],
+                *[_fmt(r["rewards"].get(name)) for name in names],
+                f"{r['advantage']:.2f}",
+            )
+        err().print(table)
 
     def _draw_refill(self, n_prompts: int, G: int) -> list[dict[str, Any]]:
         """n_prompts fresh training rows, each repeated G times, from a seeded permutation separate from TRL's
