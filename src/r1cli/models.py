@@ -307,7 +307,13 @@ def disable_bnb_cpu_packing(model: Any) -> int:
 
     Must run before the first forward: bitsandbytes 0.50 repacks the weight of a 4-bit layer in place on a no-grad
     CPU forward, after which training through a layer with bias fails (see the module docstring).
+    A model with 4-bit layers was built by bitsandbytes, so it is already imported; otherwise there is nothing to
+    do (importing it costs seconds and prints a kernels warning on stderr).
     """
+    import sys
+
+    if "bitsandbytes" not in sys.modules:
+        return 0
     try:
         import bitsandbytes as bnb
     except ImportError:

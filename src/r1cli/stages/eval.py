@@ -179,6 +179,10 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
     from r1cli.evaluation import ProblemResult, summarize
     from r1cli.tasks.benchmarks import load_benchmark
 
+    if not cfg.oracle:  # a missing or unfinished model fails here, before any benchmark work
+        from r1cli.models import model_ref
+
+        run.add_input(model_ref(cfg.model))
     benches = []
     with run.timed("load_benchmarks"):
         for spec in dict.fromkeys(cfg.benchmarks):
@@ -194,9 +198,8 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
             log(f"benchmark {b.name}: {len(b.rows)} problems from {b.source}")
     model = tok = None
     if not cfg.oracle:
-        from r1cli.models import load_model, load_tokenizer, model_ref, resolve_model
+        from r1cli.models import load_model, load_tokenizer, resolve_model
 
-        run.add_input(model_ref(cfg.model))
         with run.timed("load_model"):
             if cfg.backend == "vllm":
                 model, tok = resolve_model(cfg.model), load_tokenizer(cfg)
