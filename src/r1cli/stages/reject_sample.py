@@ -1,0 +1,400 @@
+"""`r1 reject-sample`: rejection sampling (paper §2.3.3) — sample n completions per prompt from a checkpoint, keep
+at most m correct and readable ones, write an SFT-ready dataset.
+
+Pipeline per prompt (one sampled completion ends in exactly one bucket, so the manifest's counts add up:
+`samples == kept + sum(rejected)`):
+
+1. **truncated** — cut by `max_new_tokens` (when `drop_truncated`);
+2. **readability filters** (`r1cli.filters`, first failing one): format, paragraph, code_block, repetition,
+   language_mixing — before grading, so that the judge only sees readable completions;
+3. **correctness** — built-in task rows by the task's verifier, others by math-verify (the `accuracy` reward):
+   **incorrect**; a gold answer the rules cannot parse goes to the generative judge when one is configured
+   (`judge`, `r1cli.judge`: **incorrect** or **judge_no_verdict**), else **unverifiable**;
+4. **duplicate** — the same text (whitespace-normalised) as a completion already kept for the prompt;
+5. **over_max_keep** — correct, readable and new, but the prompt already has `max_keep` completions.
+
+Rows without a gold answer are non-reasoning rows: with `passthrough` they are copied as they are when they carry
+a `completion` (counted `passthrough`), otherwise dropped (`non_reasoning_dropped`). Before sampling, prompts that
+share an 8-gram with the eval sets are dropped (`r1cli.decontam`; counted per eval set).
+
+Output `<output>/data` (HF `save_to_disk`): `prompt` (the question, unrendered), `completion` (the full completion,
+a prefilled `<think>` put back), `answer`, `task`, `source` (reject_sample / passthrough), `prompt_index`, `sample`.
+`r1 coldstart --input <this run>` reads it as prompt/completion rows.
+
+**Shards and resume.** The prompts (after decontamination, in input order) are cut into shards of `shard_size`.
+Each finished shard is written to `shards/shard-NNNNN.jsonl` (temp file + fsync + rename), then its completion
+marker `shard-NNNNN.json` (the shard's protocol key, counts and the sha256 of the rows file). `--resume` keeps
+every shard whose marker and rows agree and regenerates the rest; a marker made with other settings is refused.
+Sampling is seeded per (seed, prompt, sample) by the generation engine and a shard always decodes the same rows
+in the same batch shapes (`batch_size` defaults to the shard's row count, capped at 512, never to a
+memory-dependent size), so a resumed run writes exactly the rows an uninterrupted one writes.
+
+Departure from the paper: R1 also used DeepSeek-V3 as a judge and kept ~600k samples; thresholds and m are ours.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from r1cli.artifacts import RunDir, atomic_write_text, dataset_summary, sha256_file
+from r1cli.console import log
+from r1cli.errors import InputArtifactError, UsageError
+
+SHARDS = "shards"
+OUT_COLUMNS = ("prompt", "completion", "answer", "task", "source", "prompt_index", "sample")
+REJECT_BUCKETS = ("truncated", "format", "paragraph", "code_block", "repetition", "language_mixing", "incorrect",
+                  "unverifiable", "judge_no_verdict", "duplicate", "over_max_keep")
+ROW_COUNTS = ("prompts_sampled", "passthrough", "non_reasoning_dropped", "samples", "kept", "judged",
+              "prompts_with_kept")
+MAX_AUTO_BATCH = 512
+
+
+# ---------------------------------------------------------------------------------------------- prompts
+
+
+def load_prompts(cfg: Any, run: RunDir) -> tuple[list[dict[str, Any]], bool, str]:
+    """(rows with prompt / answer / task?, whether all rows are built-in task rows, source description)."""
+    from r1cli.tasks import available_tasks, get_task
+
+    source = cfg.input or cfg.task or "arith"
+    if source in available_tasks():
+        task = get_task(source, **(cfg.task_params or {}))
+        rows = task.generate("train", cfg.num_prompts or 1000, seed=cfg.seed)
+        return rows, True, f"task:{source}:train:seed{cfg.seed}"
+    from r1cli.data_io import load_dataset_input
+
+    ds, ref = load_dataset_input(source, columns=cfg.columns or None)
+    run.add_input(ref)
+    if "prompt" not in ds.column_names:
+        raise InputArtifactError(
+            f"reject-sample prompts need a `prompt` column; {source!r} has {', '.join(ds.column_names)}",
+            hint="map it, e.g. columns: {prompt: question, answer: final}",
+        )
+    if cfg.num_prompts:
+        ds = ds.select(range(min(cfg.num_prompts, len(ds))))
+    rows = ds.to_list()
+    for i, r in enumerate(rows):
+        if not isinstance(r["prompt"], str):
+            raise InputArtifactError(
+                f"row {i} of {source!r}: prompt must be text (the question), got {type(r['prompt']).__name__}",
+                hint="map a text column to prompt",
+            )
+        if cfg.task and not r.get("task"):
+            r["task"] = cfg.task
+    builtin = bool(rows) and all(r.get("task") in available_tasks() for r in rows)
+    return rows, builtin, str(source)
+
+
+def has_answer(row: dict[str, Any]) -> bool:
+    a = row.get("answer")
+    return a is not None and str(a).strip() != ""
+
+
+# ---------------------------------------------------------------------------------------------- shards
+
+
+def shard_key(cfg: Any, rows: list[dict[str, Any]], batch_size: int) -> str:
+    """What a shard's rows depend on: a resumed run must match it."""
+    from r1cli.config import to_plain
+
+    blob = json.dumps(
+        [cfg.model, cfg.revision, cfg.n, cfg.max_keep, cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.seed,
+         cfg.template, cfg.instruction, cfg.think_prefix, cfg.drop_truncated, cfg.passthrough, cfg.backend,
+         batch_size, to_plain(cfg.filters), to_plain(cfg.judge),
+         [[r.get("prompt"), str(r.get("answer")), r.get("task")] for r in rows]],
+        sort_keys=True, default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class ShardStore:
+    """`shards/shard-NNNNN.jsonl` (rows) + `shard-NNNNN.json` (marker: key, counts, sha256 of the rows file)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def rows_path(self, k: int) -> Path:
+        return self.root / f"shard-{k:05d}.jsonl"
+
+    def marker_path(self, k: int) -> Path:
+        return self.root / f"shard-{k:05d}.json"
+
+    def load(self, k: int, key: str) -> tuple[list[dict], dict] | None:
+        """The finished shard k, or None when it must be (re)made; a shard made with other settings is refused."""
+        mp, rp = self.marker_path(k), self.rows_path(k)
+        if not mp.is_file():
+            return None
+        try:
+            marker = json.loads(mp.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+        if marker.get("key") != key:
+            raise UsageError(
+                f"--resume: shard {k} in {self.root} was made with another model, prompt set or settings",
+                hint="resume with the same settings, or use a new --output (or --overwrite)",
+            )
+        if not rp.is_file() or sha256_file(rp) != marker.get("sha256"):
+            return None
+        rows = [json.loads(line) for line in rp.read_text(encoding="utf-8").splitlines() if line]
+        if len(rows) != marker.get("rows"):
+            return None
+        return rows, marker["counts"]
+
+    def write(self, k: int, key: str, rows: list[dict], counts: dict[str, Any]) -> None:
+        text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
+        atomic_write_text(self.rows_path(k), text)
+        marker = {"key": key, "rows": len(rows), "sha256": sha256_file(self.rows_path(k)), "counts": counts}
+        atomic_write_text(self.marker_path(k), json.dumps(marker, sort_keys=True) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------- one shard
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+class ShardWorker:
+    """Samples, filters, grades and selects the completions of one shard of prompts."""
+
+    def __init__(self, cfg: Any, builtin: bool):
+        from r1cli.rewards import get_reward
+
+        self.cfg = cfg
+        self.builtin = builtin
+        self.accuracy = get_reward("accuracy")
+        self.model = self.tok = None
+        self.judge = None
+        self.gen_seconds = 0.0
+
+    def load(self, run: RunDir) -> None:
+        from r1cli.models import load_model, load_tokenizer, model_ref, resolve_model
+
+        if self.model is not None:
+            return
+        run.add_input(model_ref(self.cfg.model))
+        with run.timed("load_model"):
+            if self.cfg.backend == "vllm":
+                self.model, self.tok = resolve_model(self.cfg.model), load_tokenizer(self.cfg)
+            else:
+                self.model, self.tok = load_model(self.cfg)
+        if self.cfg.judge.enabled and self.judge is None:
+            from r1cli.judge import Judge
+
+            with run.timed("load_judge"):
+                self.judge = Judge(self.cfg.judge, seed=self.cfg.seed)
+
+    def render(self, question: str, builtin_row: bool) -> str:
+        from r1cli.prompts import render_prompt
+
+        return render_prompt(question, builtin_task=builtin_row, tokenizer=self.tok, template=self.cfg.template,
+                             instruction=self.cfg.instruction, think_prefix=self.cfg.think_prefix)
+
+    def process(self, first_index: int, rows: list[dict[str, Any]], batch_size: int) -> tuple[list[dict], dict]:
+        from r1cli.filters import first_failure
+        from r1cli.generation import generate
+        from r1cli.stages.eval import prefilled_think
+        from r1cli.tasks import available_tasks
+
+        cfg = self.cfg
+        counts: dict[str, Any] = {k: 0 for k in ROW_COUNTS}
+        rejected = {k: 0 for k in REJECT_BUCKETS}
+        out_by_row: dict[int, list[dict]] = {}
+        sampled = [i for i, r in enumerate(rows) if has_answer(r)]
+        for i, r in enumerate(rows):
+            if has_answer(r):
+                continue
+            comp = r.get("completion")
+            if cfg.passthrough and isinstance(comp, str) and comp.strip():
+                counts["passthrough"] += 1
+                out_by_row[i] = [self._row(r, comp, first_index + i, -1, "passthrough")]
+            else:
+                counts["non_reasoning_dropped"] += 1
+        counts["prompts_sampled"] = len(sampled)
+        if sampled:
+            prompts = [self.render(rows[i]["prompt"], rows[i].get("task") in available_tasks()) for i in sampled]
+            t0 = time.perf_counter()
+            got = generate(self.model, self.tok, prompts, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
+                           max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=batch_size,
+                           backend=cfg.backend, progress=False)
+            self.gen_seconds += time.perf_counter() - t0
+            # (row, sample j, text) of each completion, then its fate
+            items = [(i, j, prefilled_think(p) + s.text, s.finish_reason)
+                     for i, p, samples in zip(sampled, prompts, got, strict=True) for j, s in enumerate(samples)]
+            counts["samples"] = len(items)
+            fate: list[str | None] = [None] * len(items)
+            for t, (_i, _j, text, finish) in enumerate(items):
+                if cfg.drop_truncated and finish == "length":
+                    fate[t] = "truncated"
+                else:
+                    fate[t] = first_failure(text, cfg.filters)
+            todo = [t for t in range(len(items)) if fate[t] is None]
+            verdicts = self._grade([items[t] for t in todo], rows)
+            need_judge = []
+            for t, v in zip(todo, verdicts, strict=True):
+                if v is None:
+                    need_judge.append(t)
+                elif not v:
+                    fate[t] = "incorrect"
+                else:
+                    fate[t] = "correct"
+            if need_judge:
+                if self.judge is None:
+                    for t in need_judge:
+                        fate[t] = "unverifiable"
+                else:
+                    counts["judged"] += len(need_judge)
+                    js = self.judge.judge([rows[items[t][0]]["prompt"] for t in need_judge],
+                                          [str(rows[items[t][0]]["answer"]) for t in need_judge],
+                                          [items[t][2] for t in need_judge])
+                    for t, v in zip(need_judge, js, strict=True):
+                        fate[t] = "judge_no_verdict" if v is None else ("correct" if v else "incorrect")
+            seen: dict[int, set[str]] = {}
+            for t, (i, j, text, _f) in enumerate(items):
+                if fate[t] != "correct":
+                    rejected[fate[t]] += 1  # type: ignore[index]
+                    continue
+                keep = seen.setdefault(i, set())
+                if _norm(text) in keep:
+                    rejected["duplicate"] += 1
+                elif len(keep) >= cfg.max_keep:
+                    rejected["over_max_keep"] += 1
+                else:
+                    keep.add(_norm(text))
+                    out_by_row.setdefault(i, []).append(self._row(rows[i], text, first_index + i, j, "reject_sample"))
+                    counts["kept"] += 1
+            counts["prompts_with_kept"] = sum(1 for i in sampled if out_by_row.get(i))
+        counts["rejected"] = rejected
+        out = [r for i in sorted(out_by_row) for r in out_by_row[i]]
+        return out, counts
+
+    def _grade(self, items: list[tuple[int, int, str, str]], rows: list[dict[str, Any]]) -> list[bool | None]:
+        """Rule verdicts (True / False / None = gold not checkable by rules) of (row, sample, text) items."""
+        if not items:
+            return []
+        keys = sorted({k for i, *_ in items for k in rows[i] if k not in ("prompt", "completion")})
+        columns = {k: [rows[i].get(k) for i, *_ in items] for k in keys}
+        columns["answer"] = [str(rows[i]["answer"]) for i, *_ in items]
+        scores = self.accuracy([text for _, _, text, _ in items], **columns)
+        return [None if s is None else s > 0.5 for s in scores]
+
+    @staticmethod
+    def _row(row: dict[str, Any], completion: str, prompt_index: int, sample: int, source: str) -> dict[str, Any]:
+        return {"prompt": row["prompt"], "completion": completion,
+                "answer": "" if row.get("answer") is None else str(row["answer"]),
+                "task": str(row.get("task") or ""), "source": source, "prompt_index": prompt_index, "sample": sample}
+
+
+# ---------------------------------------------------------------------------------------------- stage
+
+
+def _add(total: dict[str, Any], counts: dict[str, Any]) -> None:
+    for k, v in counts.items():
+        if isinstance(v, dict):
+            _add(total.setdefault(k, {}), v)
+        else:
+            total[k] = total.get(k, 0) + v
+
+
+def run(cfg: Any, run: RunDir) -> dict[str, Any]:
+    import datasets
+
+    with run.timed("load_prompts"):
+        rows, builtin, source = load_prompts(cfg, run)
+    n_input = len(rows)
+    log(f"prompts: {n_input} from {source}")
+    decon: dict[str, Any] = {"enabled": bool(cfg.decontaminate), "dropped": 0, "by_eval_set": {}}
+    if cfg.decontaminate:
+        from r1cli.decontam import Decontaminator
+
+        with run.timed("decontaminate"):
+            dec = Decontaminator(cfg.eval_sets)
+            kept = []
+            for r in rows:
+                m = dec.match(r["prompt"])
+                if m is None:
+                    kept.append(r)
+                else:
+                    decon["by_eval_set"][m] = decon["by_eval_set"].get(m, 0) + 1
+            decon["dropped"] = n_input - len(kept)
+            decon.update(dec.summary())
+            rows = kept
+        log(f"decontamination: {decon['dropped']} of {n_input} prompts share an 8-gram with the eval sets"
+            + (f" ({decon['by_eval_set']})" if decon["by_eval_set"] else ""))
+    if not rows:
+        raise InputArtifactError("no prompts left to sample (the input is empty or fully contaminated)",
+                                 hint="check the input, or the eval_sets used for decontamination")
+    shards = [rows[i : i + cfg.shard_size] for i in range(0, len(rows), cfg.shard_size)]
+    store_root = run.path / SHARDS
+    if not run.resume and store_root.exists():
+        shutil.rmtree(store_root)
+    store = ShardStore(store_root)
+    worker = ShardWorker(cfg, builtin)
+    results: list[tuple[list[dict], dict] | None] = []
+    keys = []
+    for k, shard in enumerate(shards):
+        bs = cfg.batch_size or min(MAX_AUTO_BATCH, max(1, sum(has_answer(r) for r in shard)) * cfg.n)
+        keys.append((shard_key(cfg, shard, bs), bs))
+        results.append(store.load(k, keys[-1][0]) if run.resume else None)
+    resumed = sum(r is not None for r in results)
+    if resumed:
+        log(f"resume: {resumed} of {len(shards)} shards already done")
+    t0 = time.perf_counter()
+    made = made_samples = made_rows = 0
+    with run.timed("shards"):
+        for k, shard in enumerate(shards):
+            if results[k] is not None:
+                continue
+            if any(has_answer(r) for r in shard):
+                worker.load(run)
+            out, counts = worker.process(k * cfg.shard_size, shard, keys[k][1])
+            store.write(k, keys[k][0], out, counts)
+            results[k] = (out, counts)
+            made += 1
+            made_samples += counts["samples"]
+            made_rows += len(out)
+            log(f"shard {k + 1}/{len(shards)}: {counts['kept']} kept of {counts['samples']} samples"
+                + (f", {counts['passthrough']} passed through" if counts["passthrough"] else ""))
+    seconds = time.perf_counter() - t0
+    total: dict[str, Any] = {}
+    out_rows: list[dict] = []
+    for got in results:
+        assert got is not None
+        out_rows.extend(got[0])
+        _add(total, got[1])
+    with run.timed("write_dataset"):
+        ds = (datasets.Dataset.from_list(out_rows) if out_rows
+              else datasets.Dataset.from_dict({c: [] for c in OUT_COLUMNS}))
+        tmp = run.path / ".data.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        ds.save_to_disk(str(tmp))
+        shutil.rmtree(run.data_dir, ignore_errors=True)
+        os.replace(tmp, run.data_dir)
+    rej = total.get("rejected", {})
+    metrics = {
+        "prompts": n_input,
+        "decontaminated": decon["dropped"],
+        **{k: total.get(k, 0) for k in ROW_COUNTS},
+        "rejected": {k: rej.get(k, 0) for k in REJECT_BUCKETS},
+        "rows": len(out_rows),
+        "keep_rate": round(total.get("kept", 0) / total["samples"], 4) if total.get("samples") else 0.0,
+        "shards": len(shards),
+        "shards_resumed": resumed,
+        "samples_per_s": round(made_samples / seconds, 3) if made and seconds > 0 else None,
+        "rows_per_s": round(made_rows / seconds, 3) if made and seconds > 0 else None,
+        "generation_seconds": round(worker.gen_seconds, 3),
+    }
+    log(f"kept {metrics['kept']} of {metrics['samples']} samples ({metrics['keep_rate']:.1%}); rejected: "
+        + ", ".join(f"{k} {v}" for k, v in metrics["rejected"].items() if v))
+    return {
+        "metrics": metrics,
+        "data": dataset_summary(ds),
+        "manifest_extra": {"decontamination": decon, "prompt_source": source},
+    }
