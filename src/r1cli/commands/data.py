@@ -1,4 +1,5 @@
-"""Write a built-in task dataset (arith | countdown | linear) with exact answers, deterministic by seed."""
+"""Write a built-in task dataset (arith | countdown | linear) with exact answers, general prompts or preference
+pairs, deterministic by seed."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from r1cli.commands.common import (
 
 
 def data(
-    task: Annotated[Optional[str], typer.Option("--task", help="arith | countdown | linear")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="arith | countdown | linear | general | preference")] = None,
     split: Annotated[Optional[str], typer.Option("--split", help="train | test")] = None,
     n: Annotated[Optional[int], typer.Option("--n", help="Number of rows.")] = None,
     cold_start: Annotated[

@@ -19,6 +19,10 @@ small dataclass (validated on build: an unknown name or param is a `ConfigError`
 | repetition | repetition | n-gram repetition penalty (0 … max_penalty) |
 | reasoning_steps | steps | share of the target number of explicit reasoning steps |
 | code | code | fraction of test cases passed by the completion's Python, run in a sandbox |
+| helpfulness | reward_model | a reward model's (normalised) score of prompt + final summary; None off its kinds |
+| harmlessness | reward_model | a reward model's (normalised) score of prompt + whole response; None off its kinds |
+
+The reward-model rewards load their model on first call, not when built.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
     "repetition": ("r1cli.rewards.repetition", "RepetitionParams", "build_repetition"),
     "reasoning_steps": ("r1cli.rewards.steps", "ReasoningStepsParams", "build_reasoning_steps"),
     "code": ("r1cli.rewards.code", "CodeParams", "build_code"),
+    "helpfulness": ("r1cli.rewards.reward_model", "RewardModelParams", "build_helpfulness"),
+    "harmlessness": ("r1cli.rewards.reward_model", "RewardModelParams", "build_harmlessness"),
 }
 
 

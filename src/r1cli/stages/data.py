@@ -3,6 +3,8 @@
 Rows have `prompt` (the question only: templates are applied by the stage that reads them), `answer` (exact),
 `task` and the task's own columns. `cold_start: true` adds `completion`, a readable worked solution in the R1
 format (`<think>...</think><answer>...</answer>`), for `r1 coldstart` (R1's cold-start SFT on reasoning traces).
+`task: general` writes general prompts (`kind: general`) for `r1 align`, `task: preference` prompt/chosen/rejected
+pairs for `r1 reward-model` (both from `r1cli.tasks.preference`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ def build_rows(cfg: DataConfig) -> list[dict[str, Any]]:
     """The dataset rows for `cfg` (no files written)."""
     from r1cli.tasks import get_task
 
+    if cfg.task in ("general", "preference"):
+        from r1cli.tasks import preference
+
+        gen = preference.general_rows if cfg.task == "general" else preference.preference_rows
+        return gen(cfg.split, cfg.n, seed=cfg.seed, **cfg.params)
     task = get_task(cfg.task, **cfg.params)
     rows = task.generate(cfg.split, cfg.n, seed=cfg.seed)
     if cfg.cold_start:
