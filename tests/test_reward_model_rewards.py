@@ -49,7 +49,7 @@ def test_building_loads_nothing(rm_path):
     assert fn.__name__ == "helpfulness" and "scorer" not in fn.state
     before = dict(reward_model._SCORERS)
     funcs, _ = build_rewards([{"name": "harmlessness", "params": {"model": "/no/such/model"}}])
-    assert reward_model._SCORERS == before  # a bad path fails only when scoring starts
+    assert before == reward_model._SCORERS  # a bad path fails only when scoring starts
     assert fn([THINK + "4"], question=[Q], kind=["reasoning"]) == [None]
     assert "scorer" not in fn.state  # nothing to judge: still not loaded
 

@@ -118,7 +118,13 @@ class BaseConfig:
 class DataConfig:
     """`r1 data`: write a built-in task dataset."""
 
-    task: Literal["arith", "countdown", "linear"] = field(default="arith", metadata={"help": "Built-in task."})
+    task: Literal["arith", "countdown", "linear", "general", "preference"] = field(
+        default="arith",
+        metadata={
+            "help": "Built-in task (arith, countdown, linear), or `general` (general prompts for `r1 align`) or "
+            "`preference` (prompt/chosen/rejected pairs for `r1 reward-model`), see r1cli.tasks.preference."
+        },
+    )
     split: Literal["train", "test"] = field(default="train", metadata={"help": "Train or held-out test split."})
     n: int = field(default=1000, metadata={"help": "Number of rows."})
     seed: int = field(default=0, metadata={"help": "Generator seed (the same seed gives the same rows)."})
@@ -132,6 +138,10 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _check(self.n > 0, f"n must be > 0, got {self.n}")
+        _check(
+            not (self.cold_start and self.task in ("general", "preference")),
+            f"cold_start writes worked solutions of a reasoning task; drop it for task {self.task}",
+        )
 
 
 @dataclass
