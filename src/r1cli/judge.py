@@ -41,6 +41,28 @@ _ALONE = re.compile(r"^\W*(correct|incorrect|wrong|right|yes|no|true|false)\W*$"
 _TRUE = {"correct", "right", "yes", "true"}
 
 
+_MATH_WORDS = re.compile(
+    r"\\[A-Za-z]+|\b(?:sin|cos|tan|cot|sec|csc|arcsin|arccos|arctan|sinh|cosh|tanh|log|ln|exp|sqrt|pi|inf|infty|"
+    r"max|min|mod|gcd|lcm|deg|det)\b"
+)
+_TEXT_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def rule_checkable(gold: object) -> bool:
+    """Whether rules (math-verify) can judge answers against this gold: a non-empty mathematical answer
+    (numbers, expressions, LaTeX, a choice letter). A gold with a word of 3+ letters outside LaTeX commands and
+    function names (`Paris`, `\\text{blue}`, `yes`) is free text: math-verify would read it as a product of
+    symbols, so such rows go to the judge.
+
+    >>> [rule_checkable(g) for g in ["7", "\\\\frac{1}{2}", "x^2+\\\\sin x", "(C)", "Paris", "\\\\text{Evelyn}", ""]]
+    [True, True, True, True, False, False, False]
+    """
+    s = str(gold if gold is not None else "").strip()
+    if not s:
+        return False
+    return _TEXT_WORD.search(_MATH_WORDS.sub(" ", s)) is None
+
+
 def parse_verdict(reply: str) -> bool | None:
     """True/False from a judge's reply, None when it gives no verdict (see the module docstring)."""
     text = reply or ""
@@ -178,4 +200,4 @@ class Judge:
         return [parse_verdict(r) for r in self.replies(questions, references, predictions)]
 
 
-__all__ = ["JUDGE_PROMPT", "Judge", "JudgeConfig", "parse_verdict", "prediction_text"]
+__all__ = ["JUDGE_PROMPT", "Judge", "JudgeConfig", "parse_verdict", "prediction_text", "rule_checkable"]

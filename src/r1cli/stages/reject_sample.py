@@ -8,7 +8,7 @@ Pipeline per prompt (one sampled completion ends in exactly one bucket, so the m
 2. **readability filters** (`r1cli.filters`, first failing one): format, paragraph, code_block, repetition,
    language_mixing — before grading, so that the judge only sees readable completions;
 3. **correctness** — built-in task rows by the task's verifier, others by math-verify (the `accuracy` reward):
-   **incorrect**; a gold answer the rules cannot parse goes to the generative judge when one is configured
+   **incorrect**; a free-text gold (`r1cli.judge.rule_checkable`, e.g. "Paris") or one math-verify cannot parse goes
    (`judge`, `r1cli.judge`: **incorrect** or **judge_no_verdict**), else **unverifiable**;
 4. **duplicate** — the same text (whitespace-normalised) as a completion already kept for the prompt;
 5. **over_max_keep** — correct, readable and new, but the prompt already has `max_keep` completions.
@@ -277,13 +277,21 @@ class ShardWorker:
 
     def _grade(self, items: list[tuple[int, int, str, str]], rows: list[dict[str, Any]]) -> list[bool | None]:
         """Rule verdicts (True / False / None = gold not checkable by rules) of (row, sample, text) items."""
-        if not items:
-            return []
-        keys = sorted({k for i, *_ in items for k in rows[i] if k not in ("prompt", "completion")})
-        columns = {k: [rows[i].get(k) for i, *_ in items] for k in keys}
-        columns["answer"] = [str(rows[i]["answer"]) for i, *_ in items]
-        scores = self.accuracy([text for _, _, text, _ in items], **columns)
-        return [None if s is None else s > 0.5 for s in scores]
+        from r1cli.judge import rule_checkable
+        from r1cli.tasks import available_tasks
+
+        out: list[bool | None] = [None] * len(items)
+        ruled = [t for t, (i, *_) in enumerate(items)
+                 if rows[i].get("task") in available_tasks() or rule_checkable(rows[i]["answer"])]
+        if not ruled:
+            return out
+        keys = sorted({k for t in ruled for k in rows[items[t][0]] if k not in ("prompt", "completion")})
+        columns = {k: [rows[items[t][0]].get(k) for t in ruled] for k in keys}
+        columns["answer"] = [str(rows[items[t][0]]["answer"]) for t in ruled]
+        scores = self.accuracy([items[t][2] for t in ruled], **columns)
+        for t, sc in zip(ruled, scores, strict=True):
+            out[t] = None if sc is None else sc > 0.5
+        return out
 
     @staticmethod
     def _row(row: dict[str, Any], completion: str, prompt_index: int, sample: int, source: str) -> dict[str, Any]:
@@ -370,11 +378,13 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
         out_rows.extend(got[0])
         _add(total, got[1])
     with run.timed("write_dataset"):
-        ds = (datasets.Dataset.from_list(out_rows) if out_rows
-              else datasets.Dataset.from_dict({c: [] for c in OUT_COLUMNS}))
+        features = datasets.Features({c: datasets.Value("int64" if c in ("prompt_index", "sample") else "string")
+                                      for c in OUT_COLUMNS})
+        ds = (datasets.Dataset.from_list(out_rows, features=features) if out_rows
+              else datasets.Dataset.from_dict({c: [] for c in OUT_COLUMNS}, features=features))
         tmp = run.path / ".data.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        ds.save_to_disk(str(tmp))
+        ds.save_to_disk(str(tmp), num_shards=1 if not out_rows else None)
         shutil.rmtree(run.data_dir, ignore_errors=True)
         os.replace(tmp, run.data_dir)
     rej = total.get("rejected", {})
