@@ -112,15 +112,15 @@ def _source_rows(src: dict[str, Any], cfg: Any, run: Any) -> tuple[list[dict[str
     return rows, builtin
 
 
-def _mix(parts: list[list[dict[str, Any]]], weights: list[float], seed: int) -> list[dict[str, Any]]:
-    """Resample the sources so source i holds weight_i / sum(weights) of the total rows (equal weights: all rows
-    once), then shuffle; deterministic by seed."""
+def _mix(parts: list[list[dict[str, Any]]], weights: list[float] | None, seed: int) -> list[dict[str, Any]]:
+    """With weights, resample the sources so source i holds weight_i / sum(weights) of the total rows (cycling
+    through a shuffled order when it needs more rows than it has); without, every row once. Then shuffle;
+    deterministic by seed."""
     rng = random.Random(f"r1cli:align-mix:{seed}")
     total = sum(len(p) for p in parts)
     out: list[dict[str, Any]] = []
-    equal = len(set(weights)) == 1
-    for rows, w in zip(parts, weights, strict=True):
-        target = len(rows) if equal else max(1, round(total * w / sum(weights)))
+    for i, rows in enumerate(parts):
+        target = len(rows) if weights is None else max(1, round(total * weights[i] / sum(weights)))
         order = list(range(len(rows)))
         rng.shuffle(order)
         out.extend(rows[order[i % len(rows)]] for i in range(target))
@@ -150,7 +150,7 @@ def build_prompts(cfg: Any, run: Any, tokenizer: Any) -> list[dict[str, Any]]:
                                         instruction=instr, think_prefix=cfg.think_prefix)
         parts.append(rows)
         weights.append(float(src.get("weight", 1.0)))
-    rows = _mix(parts, weights, cfg.seed)
+    rows = _mix(parts, weights if any("weight" in src for src in cfg.mixture) else None, cfg.seed)
     keys: list[str] = []
     for r in rows:
         keys.extend(k for k in r if k not in keys)

@@ -48,7 +48,8 @@ class AlignConfig(RLConfig):
             "help": "Prompt sources: [{input, kind, columns, n, weight, task_params, instruction}]. input: a built-in "
             "task, `general`, a run/dataset folder, a JSONL/Parquet file or a hub id; kind: the rows' kind (null: "
             "the dataset's `kind` column, else reasoning); n: rows taken (built-in: generated; null = train_size "
-            "or all); weight: mixture weight (rows resampled so each source has weight/sum of the total); "
+            "or all); weight: mixture weight (when any source sets one, rows are resampled so each source holds weight/sum of "
+            "the total; a source without one weighs 1; with none set, every row once); "
             "instruction: appended to the user turn (null = none for built-in and general sources, else the "
             "global `instruction`)."
         },
