@@ -7,11 +7,14 @@ from `output`: `<output>/checkpoints`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from trl import SFTConfig
 
 from r1cli.configs import ModelArgs, TrainerOverrides
+from r1cli.decontam import DEFAULT_EVAL_SETS
+from r1cli.filters import ReadabilityFilters
+from r1cli.prompts import R1_INSTRUCTION
 
 
 @dataclass
@@ -82,15 +85,110 @@ class ColdstartConfig(SFTStageArgs, ModelArgs, TrainerOverrides, SFTConfig):
 
 @dataclass
 class DistillConfig(ColdstartConfig):
-    """`r1 distill`: a teacher writes reasoning traces; the student (`model`) is fine-tuned on them."""
+    """`r1 distill`: a teacher writes reasoning traces for a prompt set; the student (`model`) is fine-tuned on them.
+
+    `input` is the prompt set (a built-in task name, or a dataset with `prompt` and optional `answer`), or with
+    `train_only` a trace dataset (a `r1 distill --generate-only` run, or any SFT dataset). The teacher's sampling
+    fields (`num_traces`, `temperature`, ...) have no effect with `train_only`.
+    """
 
     teacher: Optional[str] = field(
-        default=None, metadata={"help": "Teacher: an r1cli run, HF folder, hub id, or an OpenAI-compatible URL."}
+        default=None,
+        metadata={
+            "help": "Teacher: a preset, an r1cli run, a HF folder, a hub id, or an OpenAI-compatible endpoint URL "
+            "(http(s)://host:port/v1)."
+        },
     )
-    generate_only: bool = field(default=False, metadata={"help": "Only write the trace dataset."})
-    train_only: bool = field(default=False, metadata={"help": "Only train the student on existing traces (input)."})
+    generate_only: bool = field(default=False, metadata={"help": "Only write the trace dataset (<output>/data)."})
+    train_only: bool = field(
+        default=False, metadata={"help": "Only train the student on an existing trace dataset (input)."}
+    )
+    template: Literal["auto", "chat", "r1-zero", "plain"] = field(
+        default="auto",
+        metadata={
+            "help": "How prompts are rendered for teacher and student; auto = as `r1 eval` does: the chat template "
+            "(no instruction for built-in tasks, `instruction` otherwise), r1-zero without a chat template."
+        },
+    )
+    instruction: Optional[str] = field(
+        default=R1_INSTRUCTION,
+        metadata={"help": "Appended to the user turn (template chat/plain; with auto not for built-in tasks)."},
+    )
+    task_params: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "Difficulty knobs when input is a built-in task, e.g. {max_terms: 4}."}
+    )
+    num_prompts: Optional[int] = field(
+        default=None,
+        metadata={"help": "Prompts given to the teacher: a built-in task generates this many (null: 1000); a "
+                  "dataset uses its first N (null: all)."},
+    )
+    num_traces: int = field(default=4, metadata={"help": "Traces the teacher writes per prompt (n)."})
+    max_per_prompt: Optional[int] = field(
+        default=None, metadata={"help": "Keep at most this many distinct traces per prompt (null: all that pass)."}
+    )
+    temperature: float = field(default=0.6, metadata={"help": "Teacher sampling temperature (0 = greedy)."})
+    top_p: float = field(default=0.95, metadata={"help": "Teacher nucleus sampling."})
+    max_new_tokens: int = field(default=1024, metadata={"help": "Teacher generation budget per trace."})
+    keep_truncated: bool = field(
+        default=False, metadata={"help": "Keep traces that hit max_new_tokens (off: they are cut mid-thought)."}
+    )
+    keep_ungraded: bool = field(
+        default=True,
+        metadata={"help": "Keep traces of prompts without a gold answer (filtered for readability only)."},
+    )
+    filters: ReadabilityFilters = field(
+        default_factory=ReadabilityFilters, metadata={"help": "R1's readability filters (r1cli.filters)."}
+    )
+    decontaminate: bool = field(
+        default=True,
+        metadata={"help": "Drop prompts that share an 8-gram with an eval set (built-in test splits: exact match)."},
+    )
+    decontaminate_against: list[str] = field(
+        default_factory=lambda: list(DEFAULT_EVAL_SETS),
+        metadata={"help": "Eval sets for decontamination (names, files or hub ids `r1 eval` accepts)."},
+    )
+    teacher_backend: Literal["hf", "vllm"] = field(
+        default="hf", metadata={"help": "Engine for a local teacher: hf (r1cli's engine) or vllm (GPU, optional)."}
+    )
+    teacher_batch_size: Optional[int] = field(
+        default=None, metadata={"help": "Rows the local teacher decodes at once (null: as memory allows)."}
+    )
+    teacher_model_name: Optional[str] = field(
+        default=None,
+        metadata={"help": "Model name sent to an endpoint teacher (null: the server's first listed model)."},
+    )
+    teacher_concurrency: int = field(default=8, metadata={"help": "Parallel requests to an endpoint teacher."})
+    teacher_max_retries: int = field(
+        default=4, metadata={"help": "Retries per request to an endpoint teacher (backoff on errors, 429, 5xx)."}
+    )
+    teacher_timeout_s: float = field(default=300.0, metadata={"help": "Timeout of one endpoint request (s)."})
+    teacher_api_key_env: str = field(
+        default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the endpoint's API key (if any)."}
+    )
 
     def __post_init__(self) -> None:
+        if isinstance(self.filters, dict):
+            self.filters = ReadabilityFilters(**self.filters)
         super().__post_init__()
         if self.generate_only and self.train_only:
             raise ValueError("generate_only and train_only exclude each other: set at most one")
+        if self.num_prompts is not None and self.num_prompts <= 0:
+            raise ValueError(f"num_prompts must be > 0, got {self.num_prompts}")
+        if self.num_traces < 1:
+            raise ValueError(f"num_traces must be >= 1, got {self.num_traces}")
+        if self.max_per_prompt is not None and self.max_per_prompt < 1:
+            raise ValueError(f"max_per_prompt must be >= 1 (or null), got {self.max_per_prompt}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.teacher_batch_size is not None and self.teacher_batch_size < 1:
+            raise ValueError(f"teacher_batch_size must be >= 1 (or null), got {self.teacher_batch_size}")
+        if self.teacher_concurrency < 1:
+            raise ValueError(f"teacher_concurrency must be >= 1, got {self.teacher_concurrency}")
+        if self.teacher_max_retries < 0:
+            raise ValueError(f"teacher_max_retries must be >= 0, got {self.teacher_max_retries}")
+        if self.teacher_timeout_s <= 0:
+            raise ValueError(f"teacher_timeout_s must be > 0, got {self.teacher_timeout_s}")
