@@ -9,11 +9,13 @@ RUN ?= runs/demo
 SEED ?= 0
 PRESET ?= tiny
 EVAL_N ?= 1000
+RL_STEPS ?= 90
 
-.PHONY: install test quality demo base data eval-base rl eval-rl compare clean help
+.PHONY: install test quality demo base data eval-base coldstart eval-coldstart rl eval-rl reject-sample sft eval-sft \
+	reward-model align eval-align distill eval-distill table rl-zero finding-r1zero finding-coldstart clean help
 
 help:
-	@echo "make install | test | quality | demo [RUN=runs/demo] | base | data | eval-base | rl | eval-rl | compare | clean"
+	@echo "make install | test | quality | demo [RUN=runs/demo] | <stage> | eval-<stage> | table | finding-<name> | clean"
 
 install: $(VENV)/.installed
 
@@ -36,28 +38,82 @@ test: install
 	$(BIN)/ruff check src tests bench
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -p no:cacheprovider
 
-# ---- the pipeline on the embedded default (grows stage by stage) -------------------------------
+# ---- the R1 pipeline on the embedded default: every stage a target, chained through $(RUN) ----------------------
+# base -> coldstart -> rl -> reject-sample -> sft -> (reward-model) -> align -> distill, each followed by `r1 eval` on
+# the same held-out problems; `make table` prints the stage table and writes $(RUN)/stages.png.
+R1X := OMP_WAIT_POLICY=PASSIVE $(R1)
+EVAL = $(R1X) eval --benchmark $(RUN)/data_test --k $(EVAL_K) --seed $(SEED) --overwrite
+EVAL_K ?= 4
+STAGES_EVAL := base coldstart rl sft align distill
+
 base: install
-	$(R1) base --preset $(PRESET) --seed $(SEED) --output $(RUN)/base --overwrite
+	$(R1X) base --preset $(PRESET) --seed $(SEED) --output $(RUN)/base --overwrite
 
 data: install
-	$(R1) data --task arith --split train --n 20000 --seed $(SEED) --output $(RUN)/data_train --overwrite
-	$(R1) data --task arith --split test --n $(EVAL_N) --seed $(SEED) --output $(RUN)/data_test --overwrite
+	$(R1X) data --task arith --split train --n 20000 --seed $(SEED) --output $(RUN)/data_train --overwrite
+	$(R1X) data --task arith --split test --n $(EVAL_N) --seed $(SEED) --output $(RUN)/data_test --overwrite
+	$(R1X) data --task arith --split train --n 400 --seed $(SEED) --cold-start --output $(RUN)/data_coldstart --overwrite
 
 eval-base: install
-	$(R1) eval --model $(RUN)/base --benchmark $(RUN)/data_test --k 4 --output $(RUN)/eval_base --overwrite
+	$(EVAL) --model $(RUN)/base --output $(RUN)/eval/base
+
+coldstart: install
+	$(R1X) coldstart --recipe recipes/tiny/coldstart.yaml --model $(RUN)/base --input $(RUN)/data_coldstart --seed $(SEED) --output $(RUN)/coldstart --overwrite
+
+eval-coldstart: install
+	$(EVAL) --model $(RUN)/coldstart --output $(RUN)/eval/coldstart
 
 rl: install
-	OMP_WAIT_POLICY=PASSIVE $(R1) rl --recipe recipes/tiny/rl.yaml --model $(RUN)/base --seed $(SEED) --output $(RUN)/rl --overwrite
+	$(R1X) rl --recipe recipes/tiny/rl.yaml --model $(RUN)/coldstart --seed $(SEED) --set max_steps=$(RL_STEPS) --output $(RUN)/rl --overwrite
 
 eval-rl: install
-	$(R1) eval --model $(RUN)/rl --benchmark $(RUN)/data_test --k 4 --output $(RUN)/eval_rl --overwrite
+	$(EVAL) --model $(RUN)/rl --output $(RUN)/eval/rl
 
-compare: install
-	$(R1) eval compare $(RUN)/eval_base $(RUN)/eval_rl --output $(RUN)/compare.png
+reject-sample: install
+	$(R1X) reject-sample --recipe recipes/tiny/reject_sample.yaml --model $(RUN)/rl --seed $(SEED) --output $(RUN)/reject --overwrite
 
-demo: base data eval-base rl eval-rl compare
-	@echo "demo run folder: $(RUN) (RL curves: $(RUN)/rl/curves.png, comparison: $(RUN)/compare.png)"
+# R1 retrains the base on the rejection-sampled data (paper 2.3.3): the SFT stage is `r1 coldstart` on that dataset.
+sft: install
+	$(R1X) coldstart --recipe recipes/tiny/coldstart.yaml --model $(RUN)/base --input $(RUN)/reject --seed $(SEED) --output $(RUN)/sft --overwrite
+
+eval-sft: install
+	$(EVAL) --model $(RUN)/sft --output $(RUN)/eval/sft
+
+reward-model: install
+	$(R1X) reward-model --recipe recipes/tiny/reward_model.yaml --model $(RUN)/base --seed $(SEED) --output $(RUN)/reward_model --overwrite
+
+align: install
+	$(R1X) align --recipe recipes/tiny/align.yaml --model $(RUN)/sft --set reward_model=$(RUN)/reward_model --seed $(SEED) --output $(RUN)/align --overwrite
+
+eval-align: install
+	$(EVAL) --model $(RUN)/align --output $(RUN)/eval/align
+
+# The teacher is the final (aligned) model; the student is the tiny base.
+distill: install
+	$(R1X) distill --recipe recipes/tiny/distill.yaml --set teacher=$(RUN)/align --model $(RUN)/base --seed $(SEED) --output $(RUN)/distill --overwrite
+
+eval-distill: install
+	$(EVAL) --model $(RUN)/distill --output $(RUN)/eval/distill
+
+table: install
+	$(R1) eval compare $(foreach e,$(STAGES_EVAL),$(RUN)/eval/$(e)) --output $(RUN)/stages.png
+
+demo: base data eval-base coldstart eval-coldstart rl eval-rl reject-sample sft eval-sft reward-model align eval-align distill eval-distill table
+	@echo "demo run folder: $(RUN): stage table above; plots: $(RUN)/stages.png (accuracy by stage), $(RUN)/rl/curves.png (RL reward, accuracy, length)"
+
+# ---- the paper's findings at small scale (each writes a PNG and a markdown note into $(RUN)/findings) ----------
+# (a) R1-Zero: RL straight from the base; accuracy and response length over steps.
+rl-zero: install
+	$(R1X) rl --recipe recipes/tiny/rl.yaml --model $(RUN)/base --seed $(SEED) --set max_steps=$(RL_STEPS) --output $(RUN)/rl_zero --overwrite
+	$(EVAL) --model $(RUN)/rl_zero --output $(RUN)/eval/rl_zero
+
+finding-r1zero: install
+	$(BIN)/python bench/findings.py r1zero --rl $(RUN)/rl_zero --eval-before $(RUN)/eval/base --eval-after $(RUN)/eval/rl_zero --out $(RUN)/findings
+
+# (b) cold start versus none before RL, at equal RL steps (needs the demo's coldstart and rl, and rl-zero).
+finding-coldstart: install
+	$(BIN)/python bench/findings.py coldstart --rl-without $(RUN)/rl_zero --rl-with $(RUN)/rl --eval-base $(RUN)/eval/base \
+	  --eval-coldstart $(RUN)/eval/coldstart --eval-without $(RUN)/eval/rl_zero --eval-with $(RUN)/eval/rl --out $(RUN)/findings
 
 clean:
 	rm -rf runs .pytest_cache
