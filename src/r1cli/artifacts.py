@@ -5,6 +5,13 @@ folder or PEFT adapter), `config.yaml` (the resolved config, written first) and 
 and atomically (temp file + fsync + rename): a folder whose manifest is missing or not `complete` is never taken
 as an input. Everything in it is loadable by plain Hugging Face code without r1cli.
 
+Under a multi-process launch (`accelerate launch`, torchrun) every rank runs the same command: rank 0 alone
+prepares the output folder (the not-empty / --overwrite / --resume checks) and writes config.yaml and the
+manifest; the others wait for its verdict (one broadcast, which is also the barrier), raise the same error when it
+failed, and get a private scratch folder as their `RunDir.path` (removed by `RunDir.close`), so whatever a stage
+writes through `run.path` on them never lands in the output. Rank and world size come from the launcher's
+environment, so a single process never imports torch here.
+
 Manifest schema (version 1):
     schema_version, kind ("dataset" | "model" | "eval"), stage, r1cli_version, git_sha, created_at, status,
     config, inputs [{name, path, kind, content_hash}], outputs {relpath: sha256}, content_hash,
@@ -26,7 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from r1cli import __version__
-from r1cli.errors import InputArtifactError, UsageError
+from r1cli.errors import ConfigError, InputArtifactError, R1Error, StageError, UsageError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -202,6 +209,116 @@ def resolve_input(spec: str | Path, expect: Kind, name: str = "input", allow_hub
     )
 
 
+# ---------------------------------------------------------------------------------------------- ranks
+
+
+def _env_int(names: tuple[str, ...], default: int) -> int:
+    for n in names:
+        v = os.environ.get(n)
+        if v not in (None, ""):
+            return int(v)
+    return default
+
+
+def world_size() -> int:
+    """Processes in this launch (torchrun / accelerate / mpirun environment); 1 outside a launcher."""
+    return _env_int(("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"), 1)
+
+
+def process_rank() -> int:
+    """This process's global rank (0 outside a launcher)."""
+    return _env_int(("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK"), 0)
+
+
+def is_main_process() -> bool:
+    return process_rank() == 0
+
+
+def setup_processes() -> None:
+    """Call before building a trainer config. Under a multi-process launch on a machine without CUDA, set
+    `ACCELERATE_USE_CPU=true` so that TrainingArguments and accelerate use DDP over gloo (the GPU launcher that
+    `accelerate launch --multi_gpu` / `distributed_type: MULTI_GPU` uses does not set it; without it every rank
+    would train alone), and silence `log()` on ranks other than 0 unless R1CLI_DEBUG is set."""
+    if world_size() <= 1:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+    if not is_main_process() and os.environ.get("R1CLI_DEBUG", "") in ("", "0", "false"):
+        os.environ["R1CLI_QUIET"] = "1"
+
+
+def _dist() -> Any:
+    """`torch.distributed`, initialised through `accelerate.PartialState` if needed; None for one process."""
+    if world_size() <= 1:
+        return None
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        from accelerate import PartialState
+
+        PartialState(cpu=not torch.cuda.is_available())
+    return dist
+
+
+def broadcast_from_main(obj: Any) -> Any:
+    """Rank 0's `obj` on every rank (a barrier too); `obj` itself for one process."""
+    dist = _dist()
+    if dist is None:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    dist = _dist()
+    if dist is not None:
+        dist.barrier()
+
+
+def end_processes(wait: bool = True) -> None:
+    """Wait for every rank (unless `wait` is False: on an error path), then destroy the process group (a gloo group
+    left to the interpreter's exit can abort it with "terminate called without an active exception", turning a
+    clean exit code into 134). No-op for one process."""
+    if world_size() <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
+def debug_rank_hash(model: Any, out_dir: str | Path) -> None:
+    """Debug aid for multi-process tests, a no-op unless `R1CLI_DEBUG_RANK_HASH=DIR` is set: append to
+    `DIR/rank<N>.json` the sha256 of `model`'s state dict (every tensor's bytes, keys sorted) as this rank holds it
+    in memory, with the folder it was being saved to and the process group this rank trained in."""
+    folder = os.environ.get("R1CLI_DEBUG_RANK_HASH")
+    if not folder:
+        return
+    import torch
+
+    h = hashlib.sha256()
+    for k, t in sorted(model.state_dict().items()):
+        h.update(k.encode() + b"\0" + str(t.dtype).encode() + str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    rec: dict[str, Any] = {"rank": process_rank(), "world_size": world_size(), "saves": []}
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rec.update(backend=torch.distributed.get_backend(), group_size=torch.distributed.get_world_size())
+    path = Path(folder) / f"rank{process_rank()}.json"
+    if path.is_file():
+        rec["saves"] = json.loads(path.read_text(encoding="utf-8"))["saves"]
+    rec["saves"].append({"dir": str(out_dir), "state_dict_sha256": h.hexdigest()})
+    atomic_write_text(path, json.dumps(rec, indent=1) + "\n")
+
+
+_ERRORS: dict[str, type[R1Error]] = {c.__name__: c for c in (ConfigError, UsageError, InputArtifactError, StageError)}
+
+
 class RunDir:
     """One stage's output folder; create with `RunDir.prepare(...)`, finish with `complete(...)`."""
 
@@ -213,9 +330,49 @@ class RunDir:
         self.timings: dict[str, float] = {}
         self.inputs: list[InputRef] = []
         self.resume = False  # set by prepare(): the stage continues an interrupted run
+        self.output = self.path  # the real output folder (differs from `path` on ranks other than 0)
+        self.is_main = True  # False on ranks other than 0: nothing is written to `output`
 
     @classmethod
     def prepare(cls, path: str | Path, stage: str, kind: Kind, *, overwrite: bool = False, resume: bool = False) -> RunDir:
+        """Check and create the output folder (rank 0 only under a multi-process launch; see the module docstring).
+
+        Raises UsageError (exit 2) when it is not empty without --overwrite/--resume, or holds another stage's run.
+        """
+        if world_size() <= 1:
+            return cls._prepare(path, stage, kind, overwrite=overwrite, resume=resume)
+        rd, verdict = None, None
+        if is_main_process():
+            try:
+                rd = cls._prepare(path, stage, kind, overwrite=overwrite, resume=resume)
+            except R1Error as e:
+                verdict = (type(e).__name__, e.message, e.hint)
+                broadcast_from_main(verdict)
+                raise
+            except Exception as e:
+                verdict = ("StageError", f"rank 0 could not prepare {str(path)!r}: {type(e).__name__}: {e}", None)
+                broadcast_from_main(verdict)
+                raise
+        verdict = broadcast_from_main(verdict)
+        if rd is not None:
+            return rd
+        if verdict is not None:
+            name, message, hint = verdict
+            raise _ERRORS.get(name, StageError)(message, hint=hint)
+        scratch = Path(tempfile.mkdtemp(prefix=f"r1cli-rank{process_rank()}-"))
+        rd = cls(scratch, stage, kind)
+        rd.resume = resume
+        rd.output = Path(path).expanduser()
+        rd.is_main = False
+        return rd
+
+    def close(self) -> None:
+        """Remove the scratch folder of a rank other than 0 (no-op on rank 0)."""
+        if not self.is_main:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    @classmethod
+    def _prepare(cls, path: str | Path, stage: str, kind: Kind, *, overwrite: bool, resume: bool) -> RunDir:
         p = Path(path).expanduser()
         if p.exists() and not p.is_dir():
             raise UsageError(f"output {str(p)!r} exists and is not a folder")
@@ -257,6 +414,8 @@ class RunDir:
     def write_config(self, cfg: Any) -> None:
         from r1cli.config import dump_yaml
 
+        if not self.is_main:
+            return
         atomic_write_text(self.path / CONFIG, dump_yaml(cfg))
 
     def add_input(self, ref: InputRef) -> None:
@@ -283,12 +442,13 @@ class RunDir:
         extra: dict[str, Any] | None = None,
         status: str = "complete",
     ) -> dict[str, Any]:
-        """Hash outputs and write manifest.json last, atomically."""
+        """Hash outputs and write manifest.json last, atomically. On ranks other than 0: nothing is hashed or
+        written; the returned manifest has no outputs."""
         from r1cli.config import to_plain
 
         sub = SUBDIR[self.kind]
         root = self.path / sub
-        outputs = hash_tree(root, skip=(MANIFEST,)) if root.exists() else {}
+        outputs = hash_tree(root, skip=(MANIFEST,)) if root.exists() and self.is_main else {}
         if sub != ".":
             outputs = {f"{sub}/{k}": v for k, v in outputs.items()}
         self.timings["total"] = round(time.time() - self.started, 3)
@@ -310,6 +470,8 @@ class RunDir:
         }
         if extra:
             man.update(extra)
+        if not self.is_main:
+            return man
         atomic_write_text(self.path / MANIFEST, json.dumps(man, indent=2, default=str) + "\n")
         return man
 

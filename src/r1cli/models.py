@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from r1cli.artifacts import InputRef, combine_hashes, hash_tree, read_manifest, resolve_input
+from r1cli.artifacts import InputRef, combine_hashes, debug_rank_hash, hash_tree, read_manifest, resolve_input
 from r1cli.console import log
 from r1cli.errors import InputArtifactError, StageError
 
@@ -425,6 +425,7 @@ def save_model(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "module", model)  # DDP / accelerate wrappers
+    debug_rank_hash(model, out)  # no-op unless R1CLI_DEBUG_RANK_HASH is set (tests/test_accelerate.py)
     is_peft = hasattr(model, "peft_config")
     if is_4bit(model) and not is_peft:
         raise StageError("cannot save a 4-bit model without LoRA adapters", hint="train with use_peft: true")

@@ -3,6 +3,10 @@
 `run_stage` is the whole life of a command: resolve the config (defaults < YAML < --set < options), prepare the
 output folder, save `config.yaml`, call `r1cli.stages.<stage>.run(cfg, run)`, write `manifest.json` last, and
 print the results (a table, or one JSON object with `--json`) on stdout.
+
+Under `accelerate launch` / torchrun every rank runs this same driver: rank 0 alone prepares the output, writes
+config.yaml and manifest.json and prints the results; the other ranks train in step with it (DDP) and write only to
+a scratch folder (see `r1cli.artifacts`, and `debug_rank_hash` there for checking that the ranks agree).
 """
 
 from __future__ import annotations
@@ -85,9 +89,11 @@ def run_stage(
     as_json: bool = False,
     print_config: bool = False,
 ) -> None:
+    from r1cli.artifacts import setup_processes
     from r1cli.config import load_config
     from r1cli.errors import NotImplementedStage, UsageError
 
+    setup_processes()  # before any trainer config: a multi-process launch on CPU must pick gloo
     if debug:
         os.environ["R1CLI_DEBUG"] = "1"
     if resume and overwrite:
@@ -111,14 +117,24 @@ def run_stage(
 
 def execute(stage: str, module: Any, cfg: Any, kind: str, *, resume: bool, overwrite: bool, as_json: bool) -> dict:
     """Prepare the run folder, run the stage, write the manifest (last), print results."""
-    from r1cli.artifacts import RunDir
+    from r1cli.artifacts import RunDir, end_processes
     from r1cli.console import emit_json, log
 
-    run = RunDir.prepare(cfg.output, stage, kind, overwrite=overwrite, resume=resume)
-    run.write_config(cfg)
-    result = module.run(cfg, run) or {}
-    metrics = result.get("metrics", {})
-    man = run.complete(cfg, metrics=metrics, data=result.get("data"), extra=result.get("manifest_extra"))
+    try:
+        run = RunDir.prepare(cfg.output, stage, kind, overwrite=overwrite, resume=resume)
+        try:
+            run.write_config(cfg)
+            result = module.run(cfg, run) or {}
+            metrics = result.get("metrics", {})
+            man = run.complete(cfg, metrics=metrics, data=result.get("data"), extra=result.get("manifest_extra"))
+        finally:
+            run.close()
+    except BaseException:
+        end_processes(wait=False)
+        raise
+    end_processes()  # every rank leaves after rank 0 wrote the manifest
+    if not run.is_main:
+        return man
     summary = {"stage": stage, "output": str(run.path), "metrics": metrics, "timings": man["timings"]}
     if as_json:
         emit_json(result.get("json", summary))
