@@ -44,6 +44,8 @@ def test_config_derives_rewards_from_kinds(tmp_path):
                   "rewards_by_kind", "reward_model", "rewards", "reward_weights", "num_generations",
                   "per_device_train_batch_size")})
     assert again.rewards == cfg.rewards
+    one = _cfg("tiny", tmp_path / "i", reward_model="x", input="runs/x/data", columns={"prompt": "q"})
+    assert one.mixture == [{"input": "runs/x/data", "columns": {"prompt": "q"}, "task_params": {}}]
     with pytest.raises(ConfigError, match="derived"):
         _cfg("tiny", tmp_path / "b", rewards=[{"name": "accuracy"}])
     with pytest.raises(ConfigError, match="same spec"):
@@ -72,6 +74,12 @@ def test_mixture_weights_and_rendering(tiny_base_path, tmp_path):
     gen = next(r for r in rows if r["kind"] == "general")
     assert gen["answer"] is None and gen["question"] in gen["prompt"] and "<|im_start|>" in gen["prompt"]
     assert "boxed" not in gen["prompt"]  # no math instruction on general prompts
+    cfg.mixture = [{"input": "arith", "kind": "reasoning", "n": 30, "weight": 1}, {"input": "general", "n": 10}]
+    kinds = [r["kind"] for r in build_prompts(cfg, run, load_tokenizer(cfg))]
+    assert kinds.count("reasoning") == 20 and kinds.count("general") == 20  # 1:1, general rows repeated
+    cfg.mixture = [{"input": "arith", "kind": "reasoning", "n": 30}, {"input": "general", "n": 10}]
+    kinds = [r["kind"] for r in build_prompts(cfg, run, load_tokenizer(cfg))]
+    assert kinds.count("reasoning") == 30 and kinds.count("general") == 10  # no weights: every row once
 
 
 @pytest.mark.slow

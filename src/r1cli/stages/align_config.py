@@ -5,6 +5,7 @@ TRL option, the model loader) plus a prompt mixture and rewards per row kind.
   built-in task (arith, countdown, linear: kind reasoning), `general` (the built-in general prompts), an r1cli
   run, a local dataset or a hub id. A row's kind is the source's `kind`, else the dataset's `kind` column, else
   `reasoning`.
+  `input` (`r1 align --input X`) replaces the mixture with the one source X (with `columns`, `task_params`).
 - `rewards_by_kind`: `{kind: [reward specs]}`; each reward judges only rows of the kinds that list it (other rows
   get None, which TRL and r1cli's advantages leave out). A reward listed under several kinds must be the same spec.
 - `reward_model` / `reward_model_normalize` / `reward_model_device`: defaults filled into the `helpfulness` and
@@ -77,6 +78,8 @@ class AlignConfig(RLConfig):
     )
 
     def __post_init__(self) -> None:
+        if self.input:  # `r1 align --input X`: one source, kinds from its `kind` column
+            self.mixture = [{"input": self.input, "columns": dict(self.columns), "task_params": dict(self.task_params)}]
         derived = self.flat_rewards()
         if self.rewards and [_plain(r) for r in self.rewards] != derived:
             raise ValueError("r1 align takes its rewards from rewards_by_kind: drop `rewards` (it is derived)")
