@@ -99,12 +99,12 @@ def has_answer(row: dict[str, Any]) -> bool:
 # ---------------------------------------------------------------------------------------------- shards
 
 
-def shard_key(cfg: Any, rows: list[dict[str, Any]], batch_size: int) -> str:
-    """What a shard's rows depend on: a resumed run must match it."""
+def shard_key(cfg: Any, rows: list[dict[str, Any]], batch_size: int, model_hash: str | None = None) -> str:
+    """What a shard's rows depend on (the model's content hash too, when known): a resumed run must match it."""
     from r1cli.config import to_plain
 
     blob = json.dumps(
-        [cfg.model, cfg.revision, cfg.n, cfg.max_keep, cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.seed,
+        [cfg.model, model_hash, cfg.revision, cfg.n, cfg.max_keep, cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.seed,
          cfg.template, cfg.instruction, cfg.think_prefix, cfg.drop_truncated, cfg.passthrough, cfg.backend,
          batch_size, to_plain(cfg.filters), to_plain(cfg.judge),
          [[r.get("prompt"), str(r.get("answer")), r.get("task")] for r in rows]],
@@ -175,11 +175,10 @@ class ShardWorker:
         self.gen_seconds = 0.0
 
     def load(self, run: RunDir) -> None:
-        from r1cli.models import load_model, load_tokenizer, model_ref, resolve_model
+        from r1cli.models import load_model, load_tokenizer, resolve_model
 
         if self.model is not None:
             return
-        run.add_input(model_ref(self.cfg.model))
         with run.timed("load_model"):
             if self.cfg.backend == "vllm":
                 self.model, self.tok = resolve_model(self.cfg.model), load_tokenizer(self.cfg)
@@ -345,11 +344,15 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
         shutil.rmtree(store_root)
     store = ShardStore(store_root)
     worker = ShardWorker(cfg, builtin)
+    from r1cli.models import model_ref
+
+    mref = model_ref(cfg.model)
+    run.add_input(mref)
     results: list[tuple[list[dict], dict] | None] = []
     keys = []
     for k, shard in enumerate(shards):
         bs = cfg.batch_size or min(MAX_AUTO_BATCH, max(1, sum(has_answer(r) for r in shard)) * cfg.n)
-        keys.append((shard_key(cfg, shard, bs), bs))
+        keys.append((shard_key(cfg, shard, bs, mref.content_hash), bs))
         results.append(store.load(k, keys[-1][0]) if run.resume else None)
     resumed = sum(r is not None for r in results)
     if resumed:
