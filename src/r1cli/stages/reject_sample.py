@@ -357,7 +357,7 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
     resumed = sum(r is not None for r in results)
     if resumed:
         log(f"resume: {resumed} of {len(shards)} shards already done")
-    t0 = time.perf_counter()
+    seconds = 0.0  # sampling + grading + writing shards, model loading excluded
     made = made_samples = made_rows = 0
     with run.timed("shards"):
         for k, shard in enumerate(shards):
@@ -365,15 +365,16 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
                 continue
             if any(has_answer(r) for r in shard):
                 worker.load(run)
+            t0 = time.perf_counter()
             out, counts = worker.process(k * cfg.shard_size, shard, keys[k][1])
             store.write(k, keys[k][0], out, counts)
+            seconds += time.perf_counter() - t0
             results[k] = (out, counts)
             made += 1
             made_samples += counts["samples"]
             made_rows += len(out)
             log(f"shard {k + 1}/{len(shards)}: {counts['kept']} kept of {counts['samples']} samples"
                 + (f", {counts['passthrough']} passed through" if counts["passthrough"] else ""))
-    seconds = time.perf_counter() - t0
     total: dict[str, Any] = {}
     out_rows: list[dict] = []
     for got in results:
