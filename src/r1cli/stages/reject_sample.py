@@ -27,7 +27,8 @@ marker `shard-NNNNN.json` (the shard's protocol key, counts and the sha256 of th
 every shard whose marker and rows agree and regenerates the rest; a marker made with other settings is refused.
 Sampling is seeded per (seed, prompt, sample) by the generation engine and a shard always decodes the same rows
 in the same batch shapes (`batch_size` defaults to the shard's row count, capped at 512, never to a
-memory-dependent size), so a resumed run writes exactly the rows an uninterrupted one writes.
+memory-dependent size), so a resumed run writes exactly the rows an uninterrupted one writes (with the `hf`
+backend and rule grading or a greedy local judge; a remote judge or vLLM is as deterministic as that server).
 
 Departure from the paper: R1 also used DeepSeek-V3 as a judge and kept ~600k samples; thresholds and m are ours.
 """
