@@ -46,19 +46,12 @@ def prompt_rows(cfg: Any, run: Any) -> tuple[list[dict[str, Any]], bool]:
     return rows, builtin
 
 
-def run(cfg: Any, run: Any) -> dict[str, Any]:
+def rollout_dataset(cfg: Any, rows: list[dict[str, Any]], builtin: bool, tokenizer: Any) -> Any:
+    """The trainer's dataset: each row with `question` (the raw question, for rewards and logs) and `prompt`
+    rendered by `r1cli.prompts.render_prompt`, the function `r1 eval` renders with."""
     from datasets import Dataset
 
-    from r1cli.checkpoints import last_complete_checkpoint, marker_callback
-    from r1cli.grpo.trainer import R1GRPOTrainer
-    from r1cli.models import load_model, model_ref, save_model
     from r1cli.prompts import render_prompt
-    from r1cli.rewards import build_rewards
-    from r1cli.trainlog import metrics_callback, read_metrics, training_curves
-
-    run.add_input(model_ref(cfg.model))
-    model, tokenizer = load_model(cfg, for_training=True)
-    rows, builtin = prompt_rows(cfg, run)
 
     def render(q: str) -> str:
         return render_prompt(
@@ -70,7 +63,20 @@ def run(cfg: Any, run: Any) -> dict[str, Any]:
             think_prefix=cfg.think_prefix,
         )
 
-    data = Dataset.from_list([{**r, "question": r["prompt"], "prompt": render(r["prompt"])} for r in rows])
+    return Dataset.from_list([{**r, "question": r["prompt"], "prompt": render(r["prompt"])} for r in rows])
+
+
+def run(cfg: Any, run: Any) -> dict[str, Any]:
+    from r1cli.checkpoints import last_complete_checkpoint, marker_callback
+    from r1cli.grpo.trainer import R1GRPOTrainer
+    from r1cli.models import load_model, model_ref, save_model
+    from r1cli.rewards import build_rewards
+    from r1cli.trainlog import metrics_callback, read_metrics, training_curves
+
+    run.add_input(model_ref(cfg.model))
+    model, tokenizer = load_model(cfg, for_training=True)
+    rows, builtin = prompt_rows(cfg, run)
+    data = rollout_dataset(cfg, rows, builtin, tokenizer)
     funcs, weights = build_rewards(cfg.rewards)
     cfg.reward_weights = weights
     log(f"rewards: {', '.join(f.__name__ for f in funcs)} (weights {weights})")
