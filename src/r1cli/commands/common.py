@@ -11,8 +11,10 @@ a scratch folder (see `r1cli.artifacts`, and `debug_rank_hash` there for checkin
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -124,7 +126,9 @@ def execute(stage: str, module: Any, cfg: Any, kind: str, *, resume: bool, overw
         run = RunDir.prepare(cfg.output, stage, kind, overwrite=overwrite, resume=resume)
         try:
             run.write_config(cfg)
-            result = module.run(cfg, run) or {}
+            # stdout carries results only: trainers' own prints (TRL/transformers log dicts) go to stderr
+            with contextlib.redirect_stdout(sys.stderr):
+                result = module.run(cfg, run) or {}
             metrics = result.get("metrics", {})
             man = run.complete(cfg, metrics=metrics, data=result.get("data"), extra=result.get("manifest_extra"))
         finally:
