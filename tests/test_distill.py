@@ -121,6 +121,11 @@ def test_generate_only_then_train_only_and_resume(tiny_base_path, prompt_file, t
                      generate_only=True), resume=True)
     assert load_from_disk(str(cut / "data")).to_list() == ds.to_list()
     assert man2["metrics"]["traces"] == c
+    from r1cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="another teacher, prompt or sampling protocol"):
+        _run(_cfg(tiny_base_path, cut, input=str(prompt_file), columns={"prompt": "question"}, temperature=0.5,
+                  generate_only=True), resume=True)
 
     # train the student on the trace run
     stu = tmp_path / "student"

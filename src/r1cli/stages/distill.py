@@ -106,14 +106,16 @@ def decontaminate(cfg: Any, rows: list[dict[str, Any]]) -> tuple[list[dict[str, 
 # ---------------------------------------------------------------------------------------------- traces
 
 
-def protocol_key(cfg: Any, rendered: str) -> str:
-    """What a logged trace record depends on: a resumed run must match it."""
-    blob = json.dumps([cfg.teacher, cfg.teacher_model_name, cfg.num_traces, cfg.temperature, cfg.top_p,
+def protocol_key(cfg: Any, rendered: str, teacher_hash: str | None = None) -> str:
+    """What a logged trace record depends on: a resumed run must match it. `teacher_hash` is the local teacher's
+    content hash, so a teacher retrained at the same path is not mixed in."""
+    blob = json.dumps([cfg.teacher, teacher_hash, cfg.teacher_model_name, cfg.num_traces, cfg.temperature, cfg.top_p,
                        cfg.max_new_tokens, cfg.seed, rendered], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def write_traces(cfg: Any, run: Any, rows: list[dict[str, Any]], builtin: bool) -> list[list[dict[str, Any]]]:
+def write_traces(cfg: Any, run: Any, rows: list[dict[str, Any]], builtin: bool, teacher_hash: str | None = None
+                 ) -> list[list[dict[str, Any]]]:
     """Every prompt's traces [{text, n_tokens, finish_reason}] * num_traces, generated or read back from the log."""
     from r1cli.errors import UsageError
     from r1cli.stages.eval import SampleLog
@@ -125,7 +127,7 @@ def write_traces(cfg: Any, run: Any, rows: list[dict[str, Any]], builtin: bool) 
     with run.timed("load_teacher"):
         teacher = open_teacher(cfg)
     rendered = [teacher.render(r["prompt"], builtin) for r in rows]
-    keys = [protocol_key(cfg, p) for p in rendered]
+    keys = [protocol_key(cfg, p, teacher_hash) for p in rendered]
     logged = SampleLog(path)
     try:
         todo = []
@@ -311,15 +313,16 @@ def run(cfg: Any, run: Any) -> dict[str, Any]:
             raise ConfigError("r1 distill needs prompts",
                               hint="pass --input TASK (e.g. arith) or a dataset with a prompt column")
         if is_endpoint(cfg.teacher):
-            run.add_input(InputRef("teacher", cfg.teacher, None, "endpoint", None))
+            teacher_ref = InputRef("teacher", cfg.teacher, None, "endpoint", None)
         else:
             from r1cli.models import model_ref
 
-            run.add_input(model_ref(cfg.teacher, name="teacher"))
+            teacher_ref = model_ref(cfg.teacher, name="teacher")
+        run.add_input(teacher_ref)
         with run.timed("prompts"):
             rows, builtin = prompt_rows(cfg, run)
             rows, decon = decontaminate(cfg, rows)
-        traces = write_traces(cfg, run, rows, builtin)
+        traces = write_traces(cfg, run, rows, builtin, teacher_ref.content_hash)
         with run.timed("select"):
             kept, counts = select_traces(cfg, rows, traces)
         counts["decontaminated_prompts"] = decon["dropped"]
