@@ -138,6 +138,9 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _check(self.n > 0, f"n must be > 0, got {self.n}")
+        from r1cli.tasks import get_task
+
+        get_task(self.task, **self.params)  # unknown or out-of-range difficulty knobs fail here, before any output
         _check(
             not (self.cold_start and self.task in ("general", "preference")),
             f"cold_start writes worked solutions of a reasoning task; drop it for task {self.task}",

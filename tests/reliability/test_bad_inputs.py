@@ -31,6 +31,7 @@ class Case:
     args: Callable[[SimpleNamespace, Path], list]  # (artifacts, fresh output path) -> argv
     code: int
     needle: str  # a substring of the error line (case-insensitive)
+    xfail: str | None = None  # a known bug in a file this suite's author does not own (fix requested)
 
 
 def _copy_model(src: Path, dst: Path, **config_changes) -> Path:
@@ -133,6 +134,10 @@ def arts(tmp_path_factory, tiny_base_path) -> SimpleNamespace:
     return a
 
 
+RL_TINY = ["--set", "max_steps=1", "--set", "train_size=8", "--set", "per_device_train_batch_size=4", "--set",
+           "num_generations=2", "--set", "max_completion_length=8", "--set", "save_strategy=no"]
+
+
 def M(a):  # a fast eval protocol, in case a bad input slips through and the stage runs
     return ["--k", "1", "--limit", "2", "--set", "max_new_tokens=8"]
 
@@ -195,15 +200,46 @@ CASES: list[Case] = [
     Case("eval-backend-choice", lambda a, o: ["eval", "--set", "backend=tpu", "--output", o], USAGE, "backend"),
     Case("eval-dtype-choice", lambda a, o: ["eval", "--set", "dtype=float8", "--output", o], USAGE, "dtype"),
     Case("base-preset-choice", lambda a, o: ["base", "--preset", "huge", "--output", o], USAGE, "'tiny'"),
-    Case("eval-unknown-benchmark", lambda a, o: ["eval", "--benchmark", "nosuchbench", *M(a), "--output", o], USAGE,
+    Case("eval-unknown-benchmark", lambda a, o: ["eval", "--model", a.base, "--benchmark", "nosuchbench", *M(a),
+                                                 "--output", o], USAGE,
          "nosuchbench"),
+    Case("data-unknown-task-param", lambda a, o: ["data", "--set", "params={bogus: 1}", "--output", o], USAGE,
+         "bogus"),
+    Case("data-task-param-range", lambda a, o: ["data", "--set", "params={max_terms: -1}", "--output", o], USAGE,
+         "max_terms"),
+    Case("eval-template-choice", lambda a, o: ["eval", "--set", "template=chatty", "--output", o], USAGE, "template"),
+    Case("eval-empty-model", lambda a, o: ["eval", "--model", "", "--output", o], USAGE, "model is empty"),
+    Case("base-train-steps-for-smollm2", lambda a, o: ["base", "--preset", "smollm2-135m", "--set", "train_steps=5",
+                                                       "--output", o], USAGE, "train_steps"),
+    Case("rl-unknown-reward", lambda a, o: ["rl", "--model", a.base, "--set", "rewards=[{name: acuracy}]",
+                                            "--output", o], USAGE, "acuracy"),
+    Case("rl-unknown-reward-param", lambda a, o: ["rl", "--model", a.base, "--set",
+                                                  "rewards=[{name: accuracy, params: {bogus: 1}}]", "--output", o],
+         USAGE, "bogus"),
+    Case("rl-batch-not-divisible", lambda a, o: ["rl", "--model", a.base, "--set", "per_device_train_batch_size=6",
+                                                 "--set", "num_generations=4", "--output", o], USAGE, "divisible"),
+    # known gaps in RLConfig's validation (grpo/config.py): the stage loads the model, then fails (exit 4) or runs
+    Case("rl-learning-rate-negative", lambda a, o: ["rl", "--model", a.base, "--set", "learning_rate=-1", *RL_TINY,
+                                                    "--output", o], USAGE, "learning_rate",
+         xfail="RLConfig does not check learning_rate > 0 (torch raises at optimizer creation: exit 4)"),
+    Case("rl-temperature-zero", lambda a, o: ["rl", "--model", a.base, "--set", "temperature=0", *RL_TINY,
+                                              "--output", o], USAGE, "temperature",
+         xfail="RLConfig does not check temperature > 0 (transformers raises at generation: exit 4)"),
+    Case("rl-beta-negative", lambda a, o: ["rl", "--model", a.base, "--set", "beta=-0.1", *RL_TINY, "--output", o],
+         USAGE, "beta", xfail="RLConfig accepts a negative KL coefficient (the run trains, exit 0)"),
     # ---- command-line usage
+    Case("data-seed-not-int", lambda a, o: ["data", "--seed", "abc", "--output", o], USAGE, "--seed"),
+    Case("compare-without-runs", lambda a, o: ["eval", "compare"], USAGE, "runs"),
     Case("rl-set-without-equals", lambda a, o: ["rl", "--set", "learning_rate", "--output", o], USAGE, "key=value"),
     Case("coldstart-unknown-option", lambda a, o: ["coldstart", "--lr", "1", "--output", o], USAGE, "--lr"),
     Case("merge-resume-and-overwrite", lambda a, o: ["merge", "--model", a.base, "--resume", "--overwrite",
                                                       "--output", o], USAGE, "exclude"),
     Case("eval-no-output", lambda a, o: ["eval", "--model", a.base, *M(a)], USAGE, "needs --output"),
     Case("data-output-is-a-file", lambda a, o: ["data", "--n", "2", "--output", a.txt], USAGE, "not a folder"),
+    Case("data-output-under-a-file", lambda a, o: ["data", "--n", "2", "--output", a.txt / "sub"], USAGE, "output",
+         xfail="RunDir.prepare lets mkdir's NotADirectoryError through (exit 4)"),
+    Case("data-output-cannot-be-created", lambda a, o: ["data", "--n", "2", "--output", "/proc/r1cli-test/out"],
+         USAGE, "output", xfail="RunDir.prepare lets mkdir's OSError through (exit 4)"),
     Case("data-output-not-empty", lambda a, o: ["data", "--n", "2", "--output", a.plain_dir], USAGE, "not empty"),
     Case("coldstart-existing-run-without-overwrite",
          lambda a, o: ["coldstart", "--model", a.base, "--input", a.cs_run, "--output", a.model_run], USAGE,
@@ -286,6 +322,8 @@ CASES: list[Case] = [
     Case("eval-config-not-json", lambda a, o: ["eval", "--model", a.bad_json, *M(a), "--output", o], INPUT,
          "bad_json"),
     Case("eval-no-tokenizer", lambda a, o: ["eval", "--model", a.no_tok, *M(a), "--output", o], INPUT, "no_tok"),
+    Case("merge-model-is-a-dataset-run", lambda a, o: ["merge", "--model", a.data_run, "--output", o], INPUT,
+         "dataset artifact"),
     Case("merge-not-an-adapter", lambda a, o: ["merge", "--model", a.base, "--output", o], INPUT,
          "not a PEFT adapter"),
     # ---- eval compare
@@ -296,7 +334,7 @@ CASES: list[Case] = [
 
 # errors raised inside `stage.run`, after the output folder was prepared (request: commands/common.execute should
 # remove a folder it created when the stage fails with a known error)
-LEAVES_OUTPUT = {"eval-unknown-benchmark", "coldstart-without-input"}
+LEAVES_OUTPUT = {"eval-unknown-benchmark", "coldstart-without-input", "rl-unknown-reward-param"}
 NOT_BUILT = ("reject-sample", "align", "distill", "reward-model")
 
 
@@ -323,12 +361,14 @@ def _check(a: SimpleNamespace, case: Case, r, out: Path, before: dict[str, str])
 
 
 def test_at_least_40_bad_inputs_on_built_stages():
-    built = [c for c in CASES if not c.id.startswith(NOT_BUILT)]
+    built = [c for c in CASES if not c.id.startswith(NOT_BUILT) and not c.xfail]
     assert len(built) >= 40, len(built)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", [
+    pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else [])
+    for c in CASES])
 def test_bad_input_in_process(arts, tmp_path, case):
     """One line, the documented exit code, no traceback, nothing on stdout, existing files untouched."""
     out = tmp_path / "out"

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from r1cli.artifacts import RunDir, atomic_write_text
+from r1cli.artifacts import RunDir, atomic_write_text, resolve_input
 from r1cli.console import log
 from r1cli.errors import InputArtifactError, UsageError
 
@@ -177,12 +177,13 @@ def protocol_key(cfg: Any, bench: Any, k: int, prompt: str) -> str:
 
 def run(cfg: Any, run: RunDir) -> dict[str, Any]:
     from r1cli.evaluation import ProblemResult, summarize
+    from r1cli.models import PRESETS
     from r1cli.tasks.benchmarks import load_benchmark
 
-    if not cfg.oracle:  # a missing or unfinished model fails here, before any benchmark work
-        from r1cli.models import model_ref
-
-        run.add_input(model_ref(cfg.model))
+    if not cfg.oracle and cfg.model not in PRESETS:
+        # a missing or unfinished model fails first, in one line; presets are built (minutes) only after the
+        # benchmarks are known to be good
+        resolve_input(cfg.model, "model", name="model")
     benches = []
     with run.timed("load_benchmarks"):
         for spec in dict.fromkeys(cfg.benchmarks):
@@ -198,8 +199,9 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
             log(f"benchmark {b.name}: {len(b.rows)} problems from {b.source}")
     model = tok = None
     if not cfg.oracle:
-        from r1cli.models import load_model, load_tokenizer, resolve_model
+        from r1cli.models import load_model, load_tokenizer, model_ref, resolve_model
 
+        run.add_input(model_ref(cfg.model))
         with run.timed("load_model"):
             if cfg.backend == "vllm":
                 model, tok = resolve_model(cfg.model), load_tokenizer(cfg)
