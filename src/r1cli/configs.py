@@ -140,7 +140,12 @@ class DataConfig:
         _check(self.n > 0, f"n must be > 0, got {self.n}")
         from r1cli.tasks import get_task
 
-        get_task(self.task, **self.params)  # unknown or out-of-range difficulty knobs fail here, before any output
+        if self.task in ("general", "preference"):
+            from r1cli.tasks.preference import make_params
+
+            make_params(self.params)  # bad knobs fail here, before any output
+        else:
+            get_task(self.task, **self.params)  # unknown or out-of-range difficulty knobs fail here, before any output
         _check(
             not (self.cold_start and self.task in ("general", "preference")),
             f"cold_start writes worked solutions of a reasoning task; drop it for task {self.task}",
