@@ -55,13 +55,13 @@ def _start(args: list, log: Path) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def _kill_when(proc: subprocess.Popen, cond, rng: random.Random, timeout: float = 300.0) -> bool:
-    """SIGKILL `proc` (and the reward workers it started) once `cond()` holds, after a random 0-30 ms; False if
-    it exited first."""
+def _kill_when(proc: subprocess.Popen, cond, rng: random.Random, timeout: float = 300.0, jitter: float = 0.03) -> bool:
+    """SIGKILL `proc` (and the reward workers it started) once `cond()` holds, after a random 0-`jitter` s; False
+    if it exited first."""
     t0 = time.monotonic()
     while proc.poll() is None:
         if cond():
-            time.sleep(rng.uniform(0.0, 0.03))
+            time.sleep(rng.uniform(0.0, jitter))
             if proc.poll() is not None:
                 break
             os.killpg(proc.pid, signal.SIGKILL)
@@ -137,7 +137,7 @@ def test_rl_survives_three_kills(tiny_base_path, tmp_path):
 
         n_before = len(_logged_steps(out)) if (out / "metrics.jsonl").exists() else 0
         proc = _start(_args(tiny_base_path, out) + (["--resume"] if i else []), log)
-        killed = _kill_when(proc, cond, rng)
+        killed = _kill_when(proc, cond, rng, jitter=0.0 if i == 1 else 0.03)  # mid-save: no delay
         assert killed, f"r1 rl finished before the kill moment {name!r}:\n{log.read_text()[-3000:]}"
         assert not (out / "manifest.json").exists(), "a killed run left a manifest"
         segments.append((start_ckpt, n_before))
