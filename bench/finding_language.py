@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -220,7 +221,8 @@ def write_md(figs: dict[str, dict[str, Any]], summary: dict[str, Any], path: Pat
             f"{_pct(f['accuracy_when_english'])} | {_pct(ss.get('detailed', 0))} / {_pct(ss.get('mixed', 0))} / "
             f"{_pct(ss.get('terse', 0))} | {f['mean_length']:.1f} |"
         )
-    lines += ["", f"{figs[arms[0]]['n_problems']} held-out problems x k={figs[arms[0]]['k']} per model.", ""]
+    lines += ["", f"{figs[arms[0]]['n_problems']} held-out problems x k={figs[arms[0]]['k']} per model; models "
+              "evaluated: " + "; ".join(f"{LABELS[a]} = `{figs[a]['model']}`" for a in arms) + ".", ""]
     if "without" in figs and "with" in figs:
         d = summary["pass@1_with_minus_without"]
         se = summary["pass@1_diff_se"]
@@ -233,11 +235,25 @@ def write_md(figs: dict[str, dict[str, Any]], summary: dict[str, Any], path: Pat
             f"- Mixing: {_pct(figs['base']['mixing_rate']) if 'base' in figs else '–'} before RL, "
             f"{_pct(figs['without']['mixing_rate'])} after RL without the reward, "
             f"{_pct(figs['with']['mixing_rate'])} with it (difference {100 * dm:+.1f} points).",
+            "- Step-by-step CoTs (detailed + mixed): " + ", ".join(
+                f"{LABELS[a]} {_pct(figs[a]['style_share'].get('detailed', 0) + figs[a]['style_share'].get('mixed', 0))}"
+                for a in arms) + "; mean length " + ", ".join(f"{figs[a]['mean_length']:.1f}" for a in arms)
+            + " tokens.",
             f"- Accuracy: pass@1 with minus without = {100 * d:+.1f} ± {100 * se:.1f} points: {verdict_acc}. "
             "The paper (§2.3.3) reports a slight degradation with the reward.",
+            "- Design caveat: the mixed head (`Step by step 逐步:`) shares its first tokens with the English detailed "
+            "head, so a penalty on the mixed variant can land on the step-by-step choice itself (compare the "
+            "step-by-step shares above); the eval samples at T=0.6, which sharpens what the T=1 rollouts show.",
             "- Caveat: one seed per arm, a synthetic two-language corpus where both languages are equally "
             "accurate by construction; the mixing the reward removes here is planted in pretraining, not emergent.",
         ]
+    rep = summary.get("base_report")
+    if rep:
+        forced = {k[len("forced_"):-len("_T1")]: v for k, v in rep.items() if k.startswith("forced_")}
+        lines += ["", "## The base's style report (`python -m r1cli.tinybase`, T=1, forced first line)", "",
+                  "; ".join(f"{s}: {_pct(v['accuracy'], v.get('stderr'))}" for s, v in forced.items())
+                  + f"; natural T=1: {_pct(rep['T1']['accuracy'])} with styles "
+                  + ", ".join(f"{k} {_pct(v)}" for k, v in rep["T1"]["style_share"].items()) + "."]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -249,6 +265,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ap.add_argument(f"--{arm}-eval", type=Path, default=None, help=f"eval run of {LABELS[arm]}")
     for arm in ("without", "with"):
         ap.add_argument(f"--{arm}-rl", type=Path, default=None, help=f"RL run of the '{arm}' arm")
+    ap.add_argument("--base-report", type=Path, default=None,
+                    help="the base's style report JSON line (default: RUN/base_report.json, if present)")
     ap.add_argument("--out", type=Path, default=None, help="where to write the PNG and note (default: RUN)")
     a = ap.parse_args(argv)
     out = a.out or a.run
@@ -264,9 +282,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if len(figs) == 0:
             raise SystemExit(3)
     curves = {arm: rl_curve(d) for arm, d in rls.items()}
+    for arm, c in curves.items():  # an arm evaluated at a checkpoint: its curve up to that step
+        m = re.search(r"checkpoint-(\d+)", str(figs.get(arm, {}).get("model") or ""))
+        if c and m:
+            keep = [i for i, st in enumerate(c["step"]) if st <= int(m.group(1))]
+            curves[arm] = {k: [v[i] for i in keep] for k, v in c.items()}
     summary: dict[str, Any] = {"lc_params": params, "lc_weight": weight, "lc_source": source,
                                "rl_steps": {arm: (c["step"][-1] if c else None) for arm, c in curves.items()}}
     summary["base_build"] = base_build(figs.get("base", {}).get("model"))
+    report_path = a.base_report or a.run / "base_report.json"
+    if report_path.is_file() and report_path.stat().st_size:
+        summary["base_report"] = json.loads(report_path.read_text(encoding="utf-8").strip().splitlines()[-1])
     if "without" in figs and "with" in figs:
         w, wo = figs["with"], figs["without"]
         summary["pass@1_with_minus_without"] = w["pass@1"] - wo["pass@1"]
@@ -275,7 +301,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     png = write_png(figs, curves, out / "finding_language.png")
     md = write_md(figs, summary, out / "finding_language.md")
     keep = ("pass@1", "pass@1_se", "mixing_rate", "mixing_rate_se", "mean_consistency", "style_share", "mean_length")
-    line = {"finding": "language_consistency", **summary, "png": str(png), "note": str(md),
+    line = {"finding": "language_consistency", **{k: v for k, v in summary.items() if k != "base_report"}, "png": str(png), "note": str(md),
             **{arm: {k: f[k] for k in keep} for arm, f in figs.items()}}
     print(json.dumps(line))
     return line
