@@ -10,9 +10,14 @@ SEED ?= 0
 PRESET ?= tiny
 EVAL_N ?= 1000
 RL_STEPS ?= 90
+RS_PROMPTS ?= 256
+RM_PAIRS ?= 1000
+ALIGN_STEPS ?= 30
+DISTILL_PROMPTS ?= 2000
 
 .PHONY: install test quality demo base data eval-base coldstart eval-coldstart rl eval-rl reject-sample sft eval-sft \
-	reward-model align eval-align distill eval-distill table rl-zero finding-r1zero finding-coldstart clean help
+	reward-model align eval-align distill eval-distill table rl-zero finding-r1zero finding-coldstart \
+	finding-distill finding-language findings gpu-check clean help
 
 help:
 	@echo "make install | test | quality | demo [RUN=runs/demo] | <stage> | eval-<stage> | table | finding-<name> | clean"
@@ -70,7 +75,7 @@ eval-rl: install
 	$(EVAL) --model $(RUN)/rl --output $(RUN)/eval/rl
 
 reject-sample: install
-	$(R1X) reject-sample --recipe recipes/tiny/reject_sample.yaml --model $(RUN)/rl --seed $(SEED) --output $(RUN)/reject --overwrite
+	$(R1X) reject-sample --recipe recipes/tiny/reject_sample.yaml --model $(RUN)/rl --set num_prompts=$(RS_PROMPTS) --seed $(SEED) --output $(RUN)/reject --overwrite
 
 # R1 retrains the base on the rejection-sampled data (paper 2.3.3): the SFT stage is `r1 coldstart` on that dataset.
 sft: install
@@ -80,17 +85,17 @@ eval-sft: install
 	$(EVAL) --model $(RUN)/sft --output $(RUN)/eval/sft
 
 reward-model: install
-	$(R1X) reward-model --recipe recipes/tiny/reward_model.yaml --model $(RUN)/base --seed $(SEED) --output $(RUN)/reward_model --overwrite
+	$(R1X) reward-model --recipe recipes/tiny/reward_model.yaml --model $(RUN)/base --set train_size=$(RM_PAIRS) --seed $(SEED) --output $(RUN)/reward_model --overwrite
 
 align: install
-	$(R1X) align --recipe recipes/tiny/align.yaml --model $(RUN)/sft --set reward_model=$(RUN)/reward_model --seed $(SEED) --output $(RUN)/align --overwrite
+	$(R1X) align --recipe recipes/tiny/align.yaml --model $(RUN)/sft --set reward_model=$(RUN)/reward_model --set max_steps=$(ALIGN_STEPS) --seed $(SEED) --output $(RUN)/align --overwrite
 
 eval-align: install
 	$(EVAL) --model $(RUN)/align --output $(RUN)/eval/align
 
 # The teacher is the final (aligned) model; the student is the tiny base.
 distill: install
-	$(R1X) distill --recipe recipes/tiny/distill.yaml --set teacher=$(RUN)/align --model $(RUN)/base --seed $(SEED) --output $(RUN)/distill --overwrite
+	$(R1X) distill --recipe recipes/tiny/distill.yaml --set teacher=$(RUN)/align --set num_prompts=$(DISTILL_PROMPTS) --model $(RUN)/base --seed $(SEED) --output $(RUN)/distill --overwrite
 
 eval-distill: install
 	$(EVAL) --model $(RUN)/distill --output $(RUN)/eval/distill
@@ -98,6 +103,14 @@ eval-distill: install
 table: install
 	$(R1) eval compare $(foreach e,$(STAGES_EVAL),$(RUN)/eval/$(e)) --output $(RUN)/stages.png
 
+# `make demo` is sized for ~20 minutes on 2 idle cores: smaller eval set and shorter stages than the recipes'
+# measured settings (which `make <stage>` alone uses). Target-specific values reach every prerequisite.
+demo: EVAL_N = 500
+demo: RL_STEPS = 50
+demo: RS_PROMPTS = 128
+demo: RM_PAIRS = 400
+demo: ALIGN_STEPS = 15
+demo: DISTILL_PROMPTS = 500
 demo: base data eval-base coldstart eval-coldstart rl eval-rl reject-sample sft eval-sft reward-model align eval-align distill eval-distill table
 	@echo "demo run folder: $(RUN): stage table above; plots: $(RUN)/stages.png (accuracy by stage), $(RUN)/rl/curves.png (RL reward, accuracy, length)"
 
@@ -114,6 +127,36 @@ finding-r1zero: install
 finding-coldstart: install
 	$(BIN)/python bench/findings.py coldstart --rl-without $(RUN)/rl_zero --rl-with $(RUN)/rl --eval-base $(RUN)/eval/base \
 	  --eval-coldstart $(RUN)/eval/coldstart --eval-without $(RUN)/eval/rl_zero --eval-with $(RUN)/eval/rl --out $(RUN)/findings
+
+# (d) distillation versus RL on the same student (the tiny base) at about equal wall time: measured on a shared machine,
+# distill (recipe settings) cost what 35 RL steps cost (same CPU seconds); STUDENT_RL_STEPS sets the RL arm.
+STUDENT_RL_STEPS ?= 35
+finding-distill: install
+	$(R1X) distill --recipe recipes/tiny/distill.yaml --model $(RUN)/base --set teacher=$(RUN)/rl --seed $(SEED) --output $(RUN)/distill_student --overwrite
+	$(EVAL) --model $(RUN)/distill_student --output $(RUN)/eval/distill_student
+	$(R1X) rl --recipe recipes/tiny/rl.yaml --model $(RUN)/base --set max_steps=$(STUDENT_RL_STEPS) --seed $(SEED) --output $(RUN)/rl_student --overwrite
+	$(EVAL) --model $(RUN)/rl_student --output $(RUN)/eval/rl_student
+	$(BIN)/python bench/findings.py distill --distill $(RUN)/distill_student --rl $(RUN)/rl_student --eval-student $(RUN)/eval/base \
+	  --eval-distill $(RUN)/eval/distill_student --eval-rl $(RUN)/eval/rl_student --out $(RUN)/findings
+
+# (c) language consistency reward on a base whose step-by-step style comes in English and English/Chinese-mixed
+# versions (preset tiny-mix; see bench/finding_language.py). Its own run folder: LANG_RUN.
+LANG_RUN ?= $(RUN)/lang
+LANG_EVAL = $(R1X) eval --recipe recipes/tiny/findings/language_eval.yaml --overwrite
+finding-language: install
+	mkdir -p $(LANG_RUN)
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m r1cli.tinybase --preset tiny-mix --seed $(SEED) --out $(LANG_RUN)/base --n 1000 > $(LANG_RUN)/base_report.json
+	$(LANG_EVAL) --model $(LANG_RUN)/base --output $(LANG_RUN)/eval_base
+	$(R1X) rl --recipe recipes/tiny/findings/language_rl_without.yaml --model $(LANG_RUN)/base --output $(LANG_RUN)/rl_without --overwrite
+	$(R1X) rl --recipe recipes/tiny/findings/language_rl_with.yaml --model $(LANG_RUN)/base --output $(LANG_RUN)/rl_with --overwrite
+	$(LANG_EVAL) --model $(LANG_RUN)/rl_without --output $(LANG_RUN)/eval_without
+	$(LANG_EVAL) --model $(LANG_RUN)/rl_with --output $(LANG_RUN)/eval_with
+	$(BIN)/python bench/finding_language.py $(LANG_RUN)
+
+findings: rl-zero finding-r1zero finding-coldstart finding-distill finding-language
+
+gpu-check:
+	bash bench/gpu_check.sh
 
 clean:
 	rm -rf runs .pytest_cache
