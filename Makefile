@@ -95,7 +95,7 @@ eval-align: install
 
 # The teacher is the final (aligned) model; the student is the tiny base.
 distill: install
-	$(R1X) distill --recipe recipes/tiny/distill.yaml --set teacher=$(RUN)/align --set num_prompts=$(DISTILL_PROMPTS) --model $(RUN)/base --seed $(SEED) --output $(RUN)/distill --overwrite
+	$(R1X) distill --recipe recipes/tiny/distill.yaml --teacher $(RUN)/align --set num_prompts=$(DISTILL_PROMPTS) --model $(RUN)/base --seed $(SEED) --output $(RUN)/distill --overwrite
 
 eval-distill: install
 	$(EVAL) --model $(RUN)/distill --output $(RUN)/eval/distill
@@ -132,7 +132,7 @@ finding-coldstart: install
 # distill (recipe settings) cost what 35 RL steps cost (same CPU seconds); STUDENT_RL_STEPS sets the RL arm.
 STUDENT_RL_STEPS ?= 35
 finding-distill: install
-	$(R1X) distill --recipe recipes/tiny/distill.yaml --model $(RUN)/base --set teacher=$(RUN)/rl --seed $(SEED) --output $(RUN)/distill_student --overwrite
+	$(R1X) distill --recipe recipes/tiny/distill.yaml --model $(RUN)/base --teacher $(RUN)/rl --seed $(SEED) --output $(RUN)/distill_student --overwrite
 	$(EVAL) --model $(RUN)/distill_student --output $(RUN)/eval/distill_student
 	$(R1X) rl --recipe recipes/tiny/rl.yaml --model $(RUN)/base --set max_steps=$(STUDENT_RL_STEPS) --seed $(SEED) --output $(RUN)/rl_student --overwrite
 	$(EVAL) --model $(RUN)/rl_student --output $(RUN)/eval/rl_student

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-COMMANDS = ["base", "data", "coldstart", "rl", "reject-sample", "align", "distill", "eval"]
+COMMANDS = ["base", "data", "coldstart", "rl", "reject-sample", "align", "distill", "eval", "reward-model", "merge"]
 
 
 def r1(*args, cwd=None, env=None):
@@ -114,6 +114,12 @@ def test_print_config_shows_help_and_resolved_values():
     r = r1("eval", "--set", "k=7", "--print-config")
     assert r.returncode == 0
     assert "k: 7" in r.stdout and "# Samples per problem" in r.stdout
+
+
+def test_distill_flags_reach_the_config():
+    r = r1("distill", "--teacher", "runs/t", "--generate-only", "--print-config")
+    assert r.returncode == 0, r.stderr
+    assert "teacher: runs/t" in r.stdout and "generate_only: true" in r.stdout and "train_only: false" in r.stdout
 
 
 def test_module_and_console_script_agree():

@@ -71,6 +71,44 @@ def _make(stage: str):
     return command
 
 
+def distill(
+    model: ModelOpt = None,
+    teacher: Annotated[
+        Optional[str],
+        typer.Option("--teacher", help="Teacher: a preset, an r1cli run, a HF folder, a hub id or an OpenAI-compatible URL."),
+    ] = None,
+    generate_only: Annotated[bool, typer.Option("--generate-only", help="Only write the trace dataset.")] = False,
+    train_only: Annotated[
+        bool, typer.Option("--train-only", help="Only train the student on existing traces (--input).")
+    ] = False,
+    input: InputOpt = None,
+    recipe: RecipeOpt = None,
+    set_: SetOpt = None,
+    output: OutputOpt = None,
+    seed: SeedOpt = None,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteOpt = False,
+    debug: DebugOpt = False,
+    json_: JsonOpt = False,
+    print_config: PrintConfigOpt = False,
+) -> None:
+    run_stage(
+        "distill",
+        recipe=recipe,
+        sets=set_,
+        overrides={"model": model, "input": input, "output": output and str(output), "seed": seed,
+                   "teacher": teacher, "generate_only": generate_only or None, "train_only": train_only or None},
+        resume=resume,
+        overwrite=overwrite,
+        debug=debug,
+        as_json=json_,
+        print_config=print_config,
+    )
+
+
+distill.__doc__ = HELP["distill"]
+
+
 def register(app: typer.Typer) -> None:
     for stage in HELP:
-        app.command(stage, help=HELP[stage])(_make(stage))
+        app.command(stage, help=HELP[stage])(distill if stage == "distill" else _make(stage))
