@@ -332,6 +332,7 @@ class RunDir:
         self.resume = False  # set by prepare(): the stage continues an interrupted run
         self.output = self.path  # the real output folder (differs from `path` on ranks other than 0)
         self.is_main = True  # False on ranks other than 0: nothing is written to `output`
+        self.fresh = False  # set by prepare(): this command created (or emptied) the folder
 
     @classmethod
     def prepare(cls, path: str | Path, stage: str, kind: Kind, *, overwrite: bool = False, resume: bool = False) -> RunDir:
@@ -395,9 +396,15 @@ class RunDir:
                     f"output {str(p)!r} is not empty",
                     hint="pass --overwrite to replace it, --resume to continue it, or choose another --output",
                 )
-        p.mkdir(parents=True, exist_ok=True)
+        fresh = not p.exists() or not any(p.iterdir()) or overwrite
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"cannot create output {str(p)!r}: {e.strerror or e}",
+                             hint="choose an --output under a folder you can write to") from None
         rd = cls(p, stage, kind)
         rd.resume = resume
+        rd.fresh = fresh and not resume
         if resume:
             # a resumed run is not complete until it finishes again
             (p / MANIFEST).unlink(missing_ok=True)

@@ -236,10 +236,9 @@ CASES: list[Case] = [
                                                       "--output", o], USAGE, "exclude"),
     Case("eval-no-output", lambda a, o: ["eval", "--model", a.base, *M(a)], USAGE, "needs --output"),
     Case("data-output-is-a-file", lambda a, o: ["data", "--n", "2", "--output", a.txt], USAGE, "not a folder"),
-    Case("data-output-under-a-file", lambda a, o: ["data", "--n", "2", "--output", a.txt / "sub"], USAGE, "output",
-         xfail="RunDir.prepare lets mkdir's NotADirectoryError through (exit 4)"),
+    Case("data-output-under-a-file", lambda a, o: ["data", "--n", "2", "--output", a.txt / "sub"], USAGE, "output"),
     Case("data-output-cannot-be-created", lambda a, o: ["data", "--n", "2", "--output", "/proc/r1cli-test/out"],
-         USAGE, "output", xfail="RunDir.prepare lets mkdir's OSError through (exit 4)"),
+         USAGE, "output"),
     Case("data-output-not-empty", lambda a, o: ["data", "--n", "2", "--output", a.plain_dir], USAGE, "not empty"),
     Case("coldstart-existing-run-without-overwrite",
          lambda a, o: ["coldstart", "--model", a.base, "--input", a.cs_run, "--output", a.model_run], USAGE,
@@ -332,9 +331,9 @@ CASES: list[Case] = [
     Case("compare-missing-run", lambda a, o: ["eval", "compare", a.root / "no_run"], INPUT, "no eval results"),
 ]
 
-# errors raised inside `stage.run`, after the output folder was prepared (request: commands/common.execute should
-# remove a folder it created when the stage fails with a known error)
-LEAVES_OUTPUT = {"eval-unknown-benchmark", "coldstart-without-input", "rl-unknown-reward-param"}
+# cases allowed to leave an output folder behind (none: `execute` removes a folder it created when the stage fails
+# with a config or input error)
+LEAVES_OUTPUT: set[str] = set()
 NOT_BUILT = ("reject-sample", "align", "distill", "reward-model")
 
 

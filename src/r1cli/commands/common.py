@@ -119,16 +119,26 @@ def run_stage(
 
 def execute(stage: str, module: Any, cfg: Any, kind: str, *, resume: bool, overwrite: bool, as_json: bool) -> dict:
     """Prepare the run folder, run the stage, write the manifest (last), print results."""
+    import shutil
+
     from r1cli.artifacts import RunDir, end_processes
     from r1cli.console import emit_json, log
+    from r1cli.errors import ConfigError, InputArtifactError, UsageError
 
     try:
         run = RunDir.prepare(cfg.output, stage, kind, overwrite=overwrite, resume=resume)
         try:
             run.write_config(cfg)
             # stdout carries results only: trainers' own prints (TRL/transformers log dicts) go to stderr
-            with contextlib.redirect_stdout(sys.stderr):
-                result = module.run(cfg, run) or {}
+            try:
+                with contextlib.redirect_stdout(sys.stderr):
+                    result = module.run(cfg, run) or {}
+            except (ConfigError, UsageError, InputArtifactError):
+                # a config or input error: nothing was produced, so a folder this command created goes again
+                # (a corrected rerun then needs no --overwrite); a resumed or pre-existing folder stays as it was
+                if run.fresh and run.is_main and not (run.path / "manifest.json").exists():
+                    shutil.rmtree(run.path, ignore_errors=True)
+                raise
             metrics = result.get("metrics", {})
             man = run.complete(cfg, metrics=metrics, data=result.get("data"), extra=result.get("manifest_extra"))
         finally:
