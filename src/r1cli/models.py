@@ -37,7 +37,7 @@ from r1cli.artifacts import InputRef, combine_hashes, debug_rank_hash, hash_tree
 from r1cli.console import log
 from r1cli.errors import InputArtifactError, StageError
 
-PRESETS = ("tiny", "tiny-test", "smollm2-135m")
+PRESETS = ("tiny", "tiny-test", "tiny-mix", "smollm2-135m")
 ADAPTER_CONFIG = "adapter_config.json"
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
