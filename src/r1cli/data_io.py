@@ -73,3 +73,61 @@ def map_columns(ds: Any, columns: dict[str, str], what: str = "dataset") -> Any:
     if clash:
         ds = ds.remove_columns(clash)
     return ds.rename_columns(renames)
+
+
+def prompt_rows(
+    source: str,
+    *,
+    run: Any,
+    stage: str,
+    task_n: int,
+    dataset_n: int | None = None,
+    seed: int = 0,
+    columns: dict[str, str] | None = None,
+    task_params: dict[str, Any] | None = None,
+    require: tuple[str, ...] = ("prompt",),
+    task: str | None = None,
+) -> tuple[list[dict[str, Any]], bool]:
+    """The prompt rows of a sampling stage (rl, reject-sample, distill, align): `{prompt (the question), answer
+    (None when blank or absent), task?, ...}`, and whether every row is a built-in task row (graded by its task).
+
+    `source` is a built-in task name (`task_n` train problems generated with `seed`) or a dataset input
+    (`load_dataset_input` forms, `columns` mapping; its first `dataset_n` rows, all when None; recorded as an input
+    of `run`). `task` names the built-in task of dataset rows that lack a `task` column.
+    """
+    from r1cli.console import log
+    from r1cli.errors import ConfigError
+    from r1cli.tasks import available_tasks, get_task
+
+    if source in available_tasks():
+        rows = get_task(source, **(task_params or {})).generate("train", task_n, seed=seed)
+        log(f"prompts: {len(rows)} generated `{source}` train problems")
+        return rows, True
+    if task_params:
+        raise ConfigError(f"task_params applies to built-in tasks, and input {source!r} is not one",
+                          hint=f"built-in tasks: {', '.join(available_tasks())}")
+    ds, ref = load_dataset_input(source, columns=columns or None)
+    run.add_input(ref)
+    missing = [c for c in require if c not in ds.column_names]
+    if missing:
+        raise InputArtifactError(
+            f"{stage} prompts need column(s) {', '.join(require)}; {source!r} lacks {', '.join(missing)} "
+            f"(has: {', '.join(ds.column_names)})",
+            hint="map yours, e.g. columns: {prompt: question, answer: final}, or write them with `r1 data`",
+        )
+    if dataset_n:
+        ds = ds.select(range(min(dataset_n, len(ds))))
+    rows = ds.to_list()
+    for i, r in enumerate(rows):
+        if not isinstance(r["prompt"], str):
+            raise InputArtifactError(
+                f"row {i} of {source!r}: prompt must be text (the question), got {type(r['prompt']).__name__}",
+                hint="map a text column to prompt",
+            )
+        a = r.get("answer")
+        r["answer"] = None if a is None or str(a).strip() == "" else str(a)
+        if task and not r.get("task"):
+            r["task"] = task
+    builtin = bool(rows) and all(r.get("task") in available_tasks() for r in rows)
+    log(f"prompts: {len(rows)} rows of {source}")
+    return rows, builtin

@@ -56,34 +56,10 @@ OWN_COLUMNS = ("prompt", "completion", "answer", "teacher_correct", "n_tokens", 
 def prompt_rows(cfg: Any, run: Any) -> tuple[list[dict[str, Any]], bool]:
     """The teacher's prompt rows {prompt (the question), answer (or None), ...} and whether they are built-in
     task rows."""
-    from r1cli.tasks import available_tasks, get_task
+    from r1cli.data_io import prompt_rows as rows_of
 
-    if cfg.input in available_tasks():
-        task = get_task(cfg.input, **(cfg.task_params or {}))
-        rows = task.generate("train", cfg.num_prompts or DEFAULT_TASK_PROMPTS, seed=cfg.seed)
-        log(f"prompts: {len(rows)} generated `{cfg.input}` train problems")
-        return rows, True
-    if cfg.task_params:
-        raise ConfigError(f"task_params applies to built-in tasks, and input {cfg.input!r} is not one",
-                          hint=f"built-in tasks: {', '.join(available_tasks())}")
-    from r1cli.data_io import load_dataset_input
-
-    ds, ref = load_dataset_input(cfg.input, columns=cfg.columns)
-    run.add_input(ref)
-    if "prompt" not in ds.column_names:
-        raise InputArtifactError(
-            f"distill prompts need a prompt column; {cfg.input!r} has {', '.join(ds.column_names)}",
-            hint="map yours, e.g. columns: {prompt: question}",
-        )
-    if cfg.num_prompts:
-        ds = ds.select(range(min(cfg.num_prompts, len(ds))))
-    rows = ds.to_list()
-    for r in rows:
-        a = r.get("answer")
-        r["answer"] = None if a is None or str(a).strip() == "" else str(a)
-    builtin = "task" in ds.column_names and all(r.get("task") in available_tasks() for r in rows)
-    log(f"prompts: {len(rows)} rows of {cfg.input}")
-    return rows, builtin
+    return rows_of(cfg.input, run=run, stage="distill", task_n=cfg.num_prompts or DEFAULT_TASK_PROMPTS,
+                   dataset_n=cfg.num_prompts, seed=cfg.seed, columns=cfg.columns, task_params=cfg.task_params)
 
 
 def decontaminate(cfg: Any, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:

@@ -61,35 +61,14 @@ MAX_AUTO_BATCH = 512
 
 def load_prompts(cfg: Any, run: RunDir) -> tuple[list[dict[str, Any]], bool, str]:
     """(rows with prompt / answer / task?, whether all rows are built-in task rows, source description)."""
-    from r1cli.tasks import available_tasks, get_task
+    from r1cli.data_io import prompt_rows
+    from r1cli.tasks import available_tasks
 
     source = cfg.input or cfg.task or "arith"
-    if source in available_tasks():
-        task = get_task(source, **(cfg.task_params or {}))
-        rows = task.generate("train", cfg.num_prompts or 1000, seed=cfg.seed)
-        return rows, True, f"task:{source}:train:seed{cfg.seed}"
-    from r1cli.data_io import load_dataset_input
-
-    ds, ref = load_dataset_input(source, columns=cfg.columns or None)
-    run.add_input(ref)
-    if "prompt" not in ds.column_names:
-        raise InputArtifactError(
-            f"reject-sample prompts need a `prompt` column; {source!r} has {', '.join(ds.column_names)}",
-            hint="map it, e.g. columns: {prompt: question, answer: final}",
-        )
-    if cfg.num_prompts:
-        ds = ds.select(range(min(cfg.num_prompts, len(ds))))
-    rows = ds.to_list()
-    for i, r in enumerate(rows):
-        if not isinstance(r["prompt"], str):
-            raise InputArtifactError(
-                f"row {i} of {source!r}: prompt must be text (the question), got {type(r['prompt']).__name__}",
-                hint="map a text column to prompt",
-            )
-        if cfg.task and not r.get("task"):
-            r["task"] = cfg.task
-    builtin = bool(rows) and all(r.get("task") in available_tasks() for r in rows)
-    return rows, builtin, str(source)
+    rows, builtin = prompt_rows(source, run=run, stage="reject-sample", task_n=cfg.num_prompts or 1000,
+                                dataset_n=cfg.num_prompts, seed=cfg.seed, columns=cfg.columns,
+                                task_params=cfg.task_params, task=cfg.task)
+    return rows, builtin, (f"task:{source}:train:seed{cfg.seed}" if source in available_tasks() else str(source))
 
 
 def has_answer(row: dict[str, Any]) -> bool:
