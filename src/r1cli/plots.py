@@ -9,13 +9,12 @@ from typing import Any
 BAR_METRICS = ("pass@1", "cons@k", "format_rate")
 
 
-def _plt():
-    import matplotlib
+def new_figure(**kw: Any) -> Any:
+    """A matplotlib Figure not registered with pyplot: drawing one never switches the caller's backend (a notebook
+    keeps its inline plots) and needs no display; `fig.savefig` renders it with Agg."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kw)
 
 
 def _err(bench: dict[str, Any], metric: str, value: float) -> tuple[float, float]:
@@ -35,7 +34,8 @@ def compare_chart(runs: Sequence[tuple[str, dict[str, Any]]], path: str | Path, 
                   metrics: Sequence[str] = BAR_METRICS) -> Path:
     """One panel per benchmark; bars per metric, one color per run, with 95% bootstrap intervals.
     runs: [(label, results)] where results is a results.json object."""
-    plt = _plt()
+    import matplotlib
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     benches: list[str] = []
@@ -47,9 +47,10 @@ def compare_chart(runs: Sequence[tuple[str, dict[str, Any]]], path: str | Path, 
     ncols = min(4, len(benches))
     nrows = (len(benches) + ncols - 1) // ncols
     panel_w = 1.2 + 0.3 * len(metrics) * max(1, len(runs))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_w * ncols, 2.9 * nrows), dpi=110, squeeze=False)
+    fig = new_figure(figsize=(panel_w * ncols, 2.9 * nrows), dpi=110)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     width = 0.8 / max(1, len(runs))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     for n, b in enumerate(benches):
         ax = axes[n // ncols][n % ncols]
         shown = [m for m in metrics if any(m in r.get("benchmarks", {}).get(b, {}) for _, r in runs)]
@@ -88,5 +89,4 @@ def compare_chart(runs: Sequence[tuple[str, dict[str, Any]]], path: str | Path, 
                    bbox_to_anchor=(0.5, top + 0.3 / fig.get_figheight()))
     fig.tight_layout(rect=(0, 0, 1, top))
     fig.savefig(path)
-    plt.close(fig)
     return path

@@ -56,12 +56,10 @@ def training_curves(path: str | Path, png: str | Path, keys: list[str] | None = 
     keys = [k for k in keys if any(k in r for r in rows)]
     if not keys:
         return None
-    import matplotlib
+    from r1cli.plots import new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+    fig = new_figure(figsize=(4.2 * len(keys), 3.2))
+    axes = fig.subplots(1, len(keys), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
         pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
         if pts:
@@ -78,5 +76,4 @@ def training_curves(path: str | Path, png: str | Path, keys: list[str] | None = 
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
-    plt.close(fig)
     return Path(png)
