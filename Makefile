@@ -9,7 +9,7 @@ RUN ?= runs/demo
 SEED ?= 0
 PRESET ?= tiny
 EVAL_N ?= 1000
-RL_STEPS ?= 90
+RL_STEPS ?= 40
 RS_PROMPTS ?= 256
 RM_PAIRS ?= 1000
 ALIGN_STEPS ?= 30
@@ -106,7 +106,6 @@ table: install
 # `make demo` is sized for ~20 minutes on 2 idle cores: smaller eval set and shorter stages than the recipes'
 # measured settings (which `make <stage>` alone uses). Target-specific values reach every prerequisite.
 demo: EVAL_N = 500
-demo: RL_STEPS = 50
 demo: RS_PROMPTS = 128
 demo: RM_PAIRS = 400
 demo: ALIGN_STEPS = 15

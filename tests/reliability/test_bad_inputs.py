@@ -218,15 +218,13 @@ CASES: list[Case] = [
          USAGE, "bogus"),
     Case("rl-batch-not-divisible", lambda a, o: ["rl", "--model", a.base, "--set", "per_device_train_batch_size=6",
                                                  "--set", "num_generations=4", "--output", o], USAGE, "divisible"),
-    # known gaps in RLConfig's validation (grpo/config.py): the stage loads the model, then fails (exit 4) or runs
+    # RLConfig's own range checks (grpo/config.py), before any model loads
     Case("rl-learning-rate-negative", lambda a, o: ["rl", "--model", a.base, "--set", "learning_rate=-1", *RL_TINY,
-                                                    "--output", o], USAGE, "learning_rate",
-         xfail="RLConfig does not check learning_rate > 0 (torch raises at optimizer creation: exit 4)"),
+                                                    "--output", o], USAGE, "learning_rate"),
     Case("rl-temperature-zero", lambda a, o: ["rl", "--model", a.base, "--set", "temperature=0", *RL_TINY,
-                                              "--output", o], USAGE, "temperature",
-         xfail="RLConfig does not check temperature > 0 (transformers raises at generation: exit 4)"),
+                                              "--output", o], USAGE, "temperature"),
     Case("rl-beta-negative", lambda a, o: ["rl", "--model", a.base, "--set", "beta=-0.1", *RL_TINY, "--output", o],
-         USAGE, "beta", xfail="RLConfig accepts a negative KL coefficient (the run trains, exit 0)"),
+         USAGE, "beta"),
     # ---- command-line usage
     Case("data-seed-not-int", lambda a, o: ["data", "--seed", "abc", "--output", o], USAGE, "--seed"),
     Case("compare-without-runs", lambda a, o: ["eval", "compare"], USAGE, "runs"),

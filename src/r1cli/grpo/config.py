@@ -229,6 +229,12 @@ class RLConfig(TrainerOverrides, GRPOConfig, ModelArgs):
             raise ValueError(f"max_resample_tries must be >= 0, got {self.max_resample_tries}")
         if self.train_size <= 0:
             raise ValueError(f"train_size must be > 0, got {self.train_size}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0 (GRPO samples its groups), got {self.temperature}")
+        if not self.beta >= 0:
+            raise ValueError(f"beta (the KL coefficient) must be >= 0, got {self.beta}")
         if self.loss_type == "dr_grpo" and not self.max_completion_length:
             raise ValueError("loss_type dr_grpo needs max_completion_length (its constant normaliser)")
         for name, off, why in UNSUPPORTED_TRL_OPTIONS:

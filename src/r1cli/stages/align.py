@@ -29,7 +29,7 @@ from typing import Any
 
 from r1cli.console import log
 from r1cli.errors import ConfigError, InputArtifactError
-from r1cli.stages.rl import CURVES, METRICS, prompt_rows
+from r1cli.stages.rl import prompt_rows, train_grpo
 
 # ------------------------------------------------------------------------------------------------ routing
 
@@ -168,10 +168,7 @@ def build_prompts(cfg: Any, run: Any, tokenizer: Any) -> list[dict[str, Any]]:
 def run(cfg: Any, run: Any) -> dict[str, Any]:
     from datasets import Dataset
 
-    from r1cli.checkpoints import last_complete_checkpoint, marker_callback
-    from r1cli.grpo.trainer import R1GRPOTrainer
-    from r1cli.models import load_model, model_ref, save_model
-    from r1cli.trainlog import metrics_callback, read_metrics, training_curves
+    from r1cli.models import load_model, model_ref
 
     missing = cfg.missing_reward_model()
     if missing:
@@ -190,39 +187,8 @@ def run(cfg: Any, run: Any) -> dict[str, Any]:
     model, tokenizer = load_model(cfg, for_training=True)
     data = Dataset.from_list(build_prompts(cfg, run, tokenizer))
 
-    if not run.resume:
-        (run.path / METRICS).unlink(missing_ok=True)
-    trainer = R1GRPOTrainer(
-        model=model,
-        reward_funcs=funcs,
-        args=cfg,
-        train_dataset=data,
-        processing_class=tokenizer,
-        callbacks=[marker_callback(), metrics_callback(run.path / METRICS)],
-    )
-    ckpt = last_complete_checkpoint(cfg.output_dir) if run.resume else None
-    if ckpt:
-        log(f"resuming from {ckpt}")
-    with run.timed("train"):
-        out = trainer.train(resume_from_checkpoint=ckpt)
-    save_model(trainer.model, tokenizer, run.model_dir)
     names = [f.__name__ for f in funcs]
-    training_curves(run.path / METRICS, run.path / CURVES, title=f"r1 align: {cfg.model}",
-                    keys=["reward"] + [f"rewards/{n}/mean" for n in names] + ["completions/mean_length"])
-    logged = [r for r in read_metrics(run.path / METRICS) if "reward" in r]
-    first, last = (logged[0], logged[-1]) if logged else ({}, {})
-
-    def pick(rec: dict[str, Any]) -> dict[str, Any]:
-        keys = ["reward", "completions/mean_length"] + [f"rewards/{n}/mean" for n in names]
-        return {k: rec[k] for k in keys if k in rec}
-
-    return {
-        "metrics": {
-            "steps": trainer.state.global_step,
-            "train_loss": round(float(out.training_loss), 5),
-            "prompts": {k: sum(1 for x in data["kind"] if x == k) for k in sorted(set(data["kind"]))},
-            "first": pick(first),
-            "last": pick(last),
-            "resumed_from": ckpt,
-        }
-    }
+    metrics = train_grpo(cfg, run, model, tokenizer, data, funcs, title=f"r1 align: {cfg.model}",
+                         curve_keys=["reward"] + [f"rewards/{n}/mean" for n in names] + ["completions/mean_length"])
+    metrics["prompts"] = {k: sum(1 for x in data["kind"] if x == k) for k in sorted(set(data["kind"]))}
+    return {"metrics": metrics}

@@ -67,19 +67,28 @@ def rollout_dataset(cfg: Any, rows: list[dict[str, Any]], builtin: bool, tokeniz
 
 
 def run(cfg: Any, run: Any) -> dict[str, Any]:
-    from r1cli.checkpoints import last_complete_checkpoint, marker_callback
-    from r1cli.grpo.trainer import R1GRPOTrainer
-    from r1cli.models import load_model, model_ref, save_model
+    from r1cli.models import load_model, model_ref
     from r1cli.rewards import build_rewards
-    from r1cli.trainlog import metrics_callback, read_metrics, training_curves
 
-    run.add_input(model_ref(cfg.model))
-    model, tokenizer = load_model(cfg, for_training=True)
-    rows, builtin = prompt_rows(cfg, run)
-    data = rollout_dataset(cfg, rows, builtin, tokenizer)
+    rows, builtin = prompt_rows(cfg, run)  # before the policy loads: a bad input fails fast
     funcs, weights = build_rewards(cfg.rewards)
     cfg.reward_weights = weights
     log(f"rewards: {', '.join(f.__name__ for f in funcs)} (weights {weights})")
+    run.add_input(model_ref(cfg.model))
+    model, tokenizer = load_model(cfg, for_training=True)
+    data = rollout_dataset(cfg, rows, builtin, tokenizer)
+    return {"metrics": train_grpo(cfg, run, model, tokenizer, data, funcs, title=f"r1 rl: {cfg.model}")}
+
+
+def train_grpo(cfg: Any, run: Any, model: Any, tokenizer: Any, data: Any, funcs: list[Any], *, title: str,
+               curve_keys: list[str] | None = None) -> dict[str, Any]:
+    """The GRPO loop shared by `r1 rl` and `r1 align`: `R1GRPOTrainer` with complete-marked checkpoints and
+    metrics.jsonl, `--resume` from the newest complete checkpoint, then the model (or adapter) in
+    `<run>/model`, the curves PNG, and the metrics summary for the manifest."""
+    from r1cli.checkpoints import last_complete_checkpoint, marker_callback
+    from r1cli.grpo.trainer import R1GRPOTrainer
+    from r1cli.models import save_model
+    from r1cli.trainlog import metrics_callback, read_metrics, training_curves
 
     if not run.resume:
         (run.path / METRICS).unlink(missing_ok=True)
@@ -96,23 +105,21 @@ def run(cfg: Any, run: Any) -> dict[str, Any]:
         log(f"resuming from {ckpt}")
     with run.timed("train"):
         out = trainer.train(resume_from_checkpoint=ckpt)
-    save_model(trainer.model, tokenizer, run.model_dir)
-    training_curves(run.path / METRICS, run.path / CURVES, title=f"r1 rl: {cfg.model}")
-
+    if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
+        trainer.save_model(str(run.model_dir))  # every rank: gathers sharded weights; rank 0 writes
+        if run.is_main:
+            tokenizer.save_pretrained(run.model_dir)
+    else:
+        save_model(trainer.model, tokenizer, run.model_dir)
+    names = [f.__name__ for f in funcs]
+    keys = ["reward", "completions/mean_length"] + [f"rewards/{n}/mean" for n in names]
+    training_curves(run.path / METRICS, run.path / CURVES, title=title, keys=curve_keys)
     logged = [r for r in read_metrics(run.path / METRICS) if "reward" in r]
     first, last = (logged[0], logged[-1]) if logged else ({}, {})
-    names = [f.__name__ for f in funcs]
-
-    def pick(rec: dict[str, Any]) -> dict[str, Any]:
-        keys = ["reward", "completions/mean_length"] + [f"rewards/{n}/mean" for n in names]
-        return {k: rec[k] for k in keys if k in rec}
-
     return {
-        "metrics": {
-            "steps": trainer.state.global_step,
-            "train_loss": round(float(out.training_loss), 5),
-            "first": pick(first),
-            "last": pick(last),
-            "resumed_from": ckpt,
-        }
+        "steps": trainer.state.global_step,
+        "train_loss": round(float(out.training_loss), 5),
+        "first": {k: first[k] for k in keys if k in first},
+        "last": {k: last[k] for k in keys if k in last},
+        "resumed_from": ckpt,
     }

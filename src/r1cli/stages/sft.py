@@ -94,8 +94,13 @@ def train_sft(cfg: Any, run: Any, train_ds: Any, *, resume: bool) -> dict[str, A
     t = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=ckpt)
     seconds = time.perf_counter() - t
-    save_model(trainer.model, tokenizer, run.model_dir)
-    if getattr(cfg, "use_peft", False) and cfg.save_merged:
+    if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
+        trainer.save_model(str(run.model_dir))  # every rank: gathers sharded weights; rank 0 writes
+        if run.is_main:
+            tokenizer.save_pretrained(run.model_dir)
+    else:
+        save_model(trainer.model, tokenizer, run.model_dir)
+    if getattr(cfg, "use_peft", False) and cfg.save_merged and run.is_main:
         merge_adapter(run.model_dir, run.path / "merged")
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
