@@ -132,3 +132,10 @@ def test_stage_configs_validate_and_document():
             assert help_, f"{cls.__name__}.{name} has no help text"
     text = dump_yaml(build(EvalConfig, {"k": 2}))
     assert "k: 2" in text
+
+
+def test_yaml_12_booleans_keep_no_and_off_as_strings(tmp_path):
+    """`save_strategy: no` / `--set report_to=off` are TRL string options: YAML 1.1 would read them as False."""
+    c = load_config(Cfg, _yaml(tmp_path, "name: no\nflag: yes\n"), ["inner.names=[off, on]"])
+    assert c.name == "no" and c.flag is True and c.inner.names == ["off", "on"]
+    assert load_config(Cfg, None, ["name=off", "flag=true"]).name == "off"

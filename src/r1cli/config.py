@@ -24,6 +24,32 @@ from r1cli.errors import ConfigError
 _MISSING = object()
 
 
+
+_LOADER: Any = None
+
+
+def _loader() -> Any:
+    """A SafeLoader with YAML 1.2 booleans: only true/false (any case) are booleans, so `save_strategy: no` or
+    `--set report_to=off` stay strings, as the TRL options that take them expect (YAML 1.1 read them as False)."""
+    global _LOADER
+    if _LOADER is None:
+        import re
+
+        import yaml
+
+        class Loader(yaml.SafeLoader):
+            pass
+
+        Loader.yaml_implicit_resolvers = {
+            k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+            for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+        }
+        Loader.add_implicit_resolver(
+            "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+        )
+        _LOADER = Loader
+    return _LOADER
+
 def _type_hints(cls: type) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls)
@@ -229,7 +255,7 @@ def parse_set(items: list[str] | None) -> dict[str, Any]:
         if not key:
             raise ConfigError(f"--set {item!r} has an empty key")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = yaml.load(raw, Loader=_loader()) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         _assign(out, key.split("."), value)
@@ -262,7 +288,7 @@ def read_recipe(path: str | Path | None) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"recipe {str(p)!r} does not exist", hint="pass a YAML file, e.g. recipes/tiny/rl.yaml")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_loader())
     except UnicodeDecodeError as e:
         raise ConfigError(
             f"recipe {str(p)!r} is not UTF-8 text (byte {e.start})", hint="pass a YAML text file"
