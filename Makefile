@@ -15,7 +15,7 @@ RM_PAIRS ?= 1000
 ALIGN_STEPS ?= 30
 DISTILL_PROMPTS ?= 2000
 
-.PHONY: install test quality demo base data eval-base coldstart eval-coldstart rl eval-rl reject-sample sft eval-sft \
+.PHONY: install test reliability quality demo base data eval-base coldstart eval-coldstart rl eval-rl reject-sample sft eval-sft \
 	reward-model align eval-align distill eval-distill table rl-zero finding-r1zero finding-coldstart \
 	finding-distill finding-language findings gpu-check clean help
 
@@ -41,7 +41,11 @@ quality: install
 # spinning threads made small-model torch ops 3-6x slower (measured here).
 test: install
 	$(BIN)/ruff check src tests bench
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -p no:cacheprovider
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 --ignore=tests/reliability
+
+# kill -9 at three moments of rl, coldstart, reject-sample and eval, then --resume; ~100 bad inputs. CI runs it too.
+reliability: install
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -p no:cacheprovider --durations=10 tests/reliability
 
 # ---- the R1 pipeline on the embedded default: every stage a target, chained through $(RUN) ----------------------
 # base -> coldstart -> rl -> reject-sample -> sft -> (reward-model) -> align -> distill, each followed by `r1 eval` on
