@@ -14,6 +14,7 @@ RS_PROMPTS ?= 256
 RM_PAIRS ?= 1000
 ALIGN_STEPS ?= 30
 DISTILL_PROMPTS ?= 2000
+SFT_EPOCHS ?= 3
 
 .PHONY: install test reliability quality demo base data eval-base coldstart eval-coldstart rl eval-rl reject-sample sft eval-sft \
 	reward-model align eval-align distill eval-distill table rl-zero finding-r1zero finding-coldstart \
@@ -83,7 +84,7 @@ reject-sample: install
 
 # R1 retrains the base on the rejection-sampled data (paper 2.3.3): the SFT stage is `r1 coldstart` on that dataset.
 sft: install
-	$(R1X) coldstart --recipe recipes/tiny/coldstart.yaml --model $(RUN)/base --input $(RUN)/reject --seed $(SEED) --output $(RUN)/sft --overwrite
+	$(R1X) coldstart --recipe recipes/tiny/coldstart.yaml --model $(RUN)/base --input $(RUN)/reject --set num_train_epochs=$(SFT_EPOCHS) --seed $(SEED) --output $(RUN)/sft --overwrite
 
 eval-sft: install
 	$(EVAL) --model $(RUN)/sft --output $(RUN)/eval/sft
@@ -110,10 +111,9 @@ table: install
 # `make demo` is sized for ~20 minutes on 2 idle cores: smaller eval set and shorter stages than the recipes'
 # measured settings (which `make <stage>` alone uses). Target-specific values reach every prerequisite.
 demo: EVAL_N = 500
-demo: RS_PROMPTS = 128
 demo: RM_PAIRS = 400
 demo: ALIGN_STEPS = 15
-demo: DISTILL_PROMPTS = 500
+demo: DISTILL_PROMPTS = 1000
 demo: base data eval-base coldstart eval-coldstart rl eval-rl reject-sample sft eval-sft reward-model align eval-align distill eval-distill table
 	@echo "demo run folder: $(RUN): stage table above; plots: $(RUN)/stages.png (accuracy by stage), $(RUN)/rl/curves.png (RL reward, accuracy, length)"
 

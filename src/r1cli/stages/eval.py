@@ -42,6 +42,7 @@ RESULTS = "results.json"
 REPORT = "report.md"
 CHART = "results.png"
 TABLE_METRICS = ("pass@1", "cons@k", "pass@k", "format_rate", "mean_length", "median_length", "truncation_rate")
+COMPARE_METRICS = ("pass@1", "cons@k", "pass@k", "format_rate", "mean_length", "truncation_rate")  # rates in %
 
 
 # ---------------------------------------------------------------------------------------------- prompts
@@ -317,13 +318,17 @@ def _title(results: dict[str, Any]) -> str:
     return "oracle (reference solutions)" if results.get("oracle") else f"r1 eval: {results.get('model')}"
 
 
-def _fmt(m: dict[str, Any], key: str) -> str:
+def _fmt(m: dict[str, Any], key: str, compact: bool = False) -> str:
+    """A metric with its standard error; `compact`: percent with one decimal (a table of many runs fits 100
+    columns)."""
     v = m.get(key)
     if v is None:
         return "-"
     if key.endswith("length"):
-        return f"{v:.1f}"
+        return f"{v:.1f}" if not compact else f"{v:.0f}"
     se = (m.get("ci", {}).get(key) or {}).get("se")
+    if compact:
+        return f"{100 * v:.1f}" + (f" ±{100 * se:.1f}" if se is not None else "")
     return f"{v:.3f} ± {se:.3f}" if se is not None else f"{v:.3f}"
 
 
@@ -397,21 +402,31 @@ def compare_runs(runs: Sequence[Path], output: Path | None = None, as_json: bool
         return obj
     from rich.table import Table
 
-    t = Table(title="r1 eval compare", title_justify="left")
-    t.add_column("benchmark")
-    t.add_column("metric")
-    for lab, _ in loaded:
-        t.add_column(lab, justify="right")
+    # one row per run (a pipeline's stages read top to bottom), one column per metric; a benchmark column only
+    # when the runs cover several benchmarks
     benches = list(dict.fromkeys(b for _, res in loaded for b in res.get("benchmarks", {})))
-    for b in benches:
-        for metric in TABLE_METRICS:
-            if not any(metric in res.get("benchmarks", {}).get(b, {}) for _, res in loaded):
+    cols: list[tuple[str, str]] = []
+    for metric in COMPARE_METRICS:
+        present = [res["benchmarks"][b] for _, res in loaded for b in benches if b in res.get("benchmarks", {})]
+        if not any(metric in m for m in present):
+            continue
+        ks = {m.get("k") for m in present}
+        if metric == "pass@k" and ks == {1}:
+            continue  # the same as pass@1
+        cols.append((metric, metric.replace("@k", f"@{ks.pop()}") if len(ks) == 1 and "@k" in metric else metric))
+    on = f" on {benches[0]}" if len(benches) == 1 else ""
+    t = Table(title=f"r1 eval compare{on} (rates in %, ± standard error)", title_justify="left")
+    t.add_column("run")
+    if len(benches) > 1:
+        t.add_column("benchmark")
+    for _, shown in cols:
+        t.add_column(shown.replace("_", " "), justify="right")
+    for lab, res in loaded:
+        for b in benches:
+            m = res.get("benchmarks", {}).get(b)
+            if m is None:
                 continue
-            ks = {res["benchmarks"][b].get("k") for _, res in loaded if b in res.get("benchmarks", {})}
-            if metric == "pass@k" and ks == {1}:
-                continue  # the same as pass@1
-            shown = metric.replace("@k", f"@{ks.pop()}") if len(ks) == 1 and "@k" in metric else metric
-            t.add_row(b, shown, *[_fmt(res.get("benchmarks", {}).get(b, {}), metric) for _, res in loaded])
+            t.add_row(lab, *([b] if len(benches) > 1 else []), *[_fmt(m, metric, compact=True) for metric, _ in cols])
     out().print(t)
     if png is None:
         log("pass --output FILE.png to also write the chart")
