@@ -42,6 +42,7 @@ RESULTS = "results.json"
 REPORT = "report.md"
 CHART = "results.png"
 TABLE_METRICS = ("pass@1", "cons@k", "pass@k", "format_rate", "mean_length", "median_length", "truncation_rate")
+SHORT = {"format_rate": "format", "mean_length": "length", "truncation_rate": "truncated"}
 COMPARE_METRICS = ("pass@1", "cons@k", "pass@k", "format_rate", "mean_length", "truncation_rate")  # rates in %
 
 
@@ -318,18 +319,18 @@ def _title(results: dict[str, Any]) -> str:
     return "oracle (reference solutions)" if results.get("oracle") else f"r1 eval: {results.get('model')}"
 
 
-def _fmt(m: dict[str, Any], key: str, compact: bool = False) -> str:
-    """A metric with its standard error; `compact`: percent with one decimal (a table of many runs fits 100
+def _fmt(m: dict[str, Any], key: str, compact: bool = False, se: bool = True) -> str:
+    """A metric with its standard error (`se`); `compact`: percent with one decimal (a table of many runs fits 80
     columns)."""
     v = m.get(key)
     if v is None:
         return "-"
     if key.endswith("length"):
         return f"{v:.1f}" if not compact else f"{v:.0f}"
-    se = (m.get("ci", {}).get(key) or {}).get("se")
+    err = (m.get("ci", {}).get(key) or {}).get("se") if se else None
     if compact:
-        return f"{100 * v:.1f}" + (f" ±{100 * se:.1f}" if se is not None else "")
-    return f"{v:.3f} ± {se:.3f}" if se is not None else f"{v:.3f}"
+        return f"{100 * v:.1f}" + (f" ±{100 * err:.1f}" if err is not None else "")
+    return f"{v:.3f} ± {err:.3f}" if err is not None else f"{v:.3f}"
 
 
 def report_markdown(results: dict[str, Any]) -> str:
@@ -415,18 +416,19 @@ def compare_runs(runs: Sequence[Path], output: Path | None = None, as_json: bool
             continue  # the same as pass@1
         cols.append((metric, metric.replace("@k", f"@{ks.pop()}") if len(ks) == 1 and "@k" in metric else metric))
     on = f" on {benches[0]}" if len(benches) == 1 else ""
-    t = Table(title=f"r1 eval compare{on} (rates in %, ± standard error)", title_justify="left")
+    t = Table(title=f"r1 eval compare{on} (rates in %, pass@1 ± standard error)", title_justify="left")
     t.add_column("run")
     if len(benches) > 1:
         t.add_column("benchmark")
     for _, shown in cols:
-        t.add_column(shown.replace("_", " "), justify="right")
+        t.add_column(SHORT.get(shown, shown), justify="right")
     for lab, res in loaded:
         for b in benches:
             m = res.get("benchmarks", {}).get(b)
             if m is None:
                 continue
-            t.add_row(lab, *([b] if len(benches) > 1 else []), *[_fmt(m, metric, compact=True) for metric, _ in cols])
+            t.add_row(lab, *([b] if len(benches) > 1 else []),
+                      *[_fmt(m, metric, compact=True, se=metric == "pass@1") for metric, _ in cols])
     out().print(t)
     if png is None:
         log("pass --output FILE.png to also write the chart")
