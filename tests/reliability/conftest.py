@@ -7,8 +7,11 @@ import contextlib
 import hashlib
 import io
 import os
+import random
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,3 +80,37 @@ def error_lines(r: Result) -> list[str]:
     tail = lines[i + 1:]
     assert len(tail) <= 1 and all(t.startswith("hint:") for t in tail), f"lines after the error:\n{r.stderr}"
     return lines
+
+
+POLL = 0.005  # seconds between checks of a kill condition
+
+
+def start_r1(args: list, log: Path) -> subprocess.Popen:
+    """`python -m r1cli ARGS` in its own process group (so a kill also takes its reward workers), output to `log`."""
+    env = dict(os.environ)
+    env.pop("R1CLI_DEBUG", None)
+    env.update(OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", R1CLI_QUIET="1")
+    f = open(log, "ab")  # noqa: SIM115  (the child holds it; closed when the test's tmp dir goes)
+    return subprocess.Popen([sys.executable, "-m", "r1cli", *map(str, args)], stdout=f, stderr=f, env=env,
+                            start_new_session=True)
+
+
+def kill_when(proc: subprocess.Popen, cond, rng: random.Random, timeout: float = 300.0, jitter: float = 0.03) -> bool:
+    """SIGKILL `proc`'s process group once `cond()` holds, after a random 0-`jitter` s; False if it exited first."""
+    import pytest
+
+    t0 = time.monotonic()
+    while proc.poll() is None:
+        if cond():
+            time.sleep(rng.uniform(0.0, jitter))
+            if proc.poll() is not None:
+                break
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        if time.monotonic() - t0 > timeout:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            pytest.fail(f"`r1 {' '.join(map(str, proc.args[3:5]))}` did not reach the kill moment in time")
+        time.sleep(POLL)
+    return False

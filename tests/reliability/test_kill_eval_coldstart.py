@@ -17,46 +17,12 @@ logged steps never repeat, and its final weights equal the uninterrupted run's.
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import r1_inproc
-
-POLL = 0.005
-
-
-def _start(args: list, log: Path) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.pop("R1CLI_DEBUG", None)
-    env.update(OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", R1CLI_QUIET="1")
-    f = open(log, "ab")  # noqa: SIM115  (the child holds it; closed when the test's tmp dir goes)
-    return subprocess.Popen([sys.executable, "-m", "r1cli", *map(str, args)], stdout=f, stderr=f, env=env)
-
-
-def _kill_when(proc: subprocess.Popen, cond, rng: random.Random, timeout: float = 240.0) -> bool:
-    """SIGKILL `proc` once `cond()` holds (after a random 0-30 ms); False if it exited first."""
-    t0 = time.monotonic()
-    while proc.poll() is None:
-        if cond():
-            time.sleep(rng.uniform(0.0, 0.03))
-            if proc.poll() is not None:
-                break
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return True
-        if time.monotonic() - t0 > timeout:
-            proc.kill()
-            proc.wait()
-            pytest.fail("the stage did not reach the kill moment in time")
-        time.sleep(POLL)
-    return False
+from .conftest import kill_when, r1_inproc, start_r1
 
 
 def _lines(p: Path) -> int:
@@ -99,8 +65,8 @@ def test_eval_survives_three_kills(tiny_base_path, tmp_path):
     kills = 0
     for i, (name, cond) in enumerate(moments):
         args = _eval_args(tiny_base_path, out) + (["--resume"] if i else [])
-        proc = _start(args, log)
-        killed = _kill_when(proc, cond, rng)
+        proc = start_r1(args, log)
+        killed = kill_when(proc, cond, rng)
         assert killed, f"eval finished before the kill moment {name!r}:\n{log.read_text()[-2000:]}"
         assert not (out / "manifest.json").exists(), "a killed run left a manifest"
         kills += 1
@@ -184,8 +150,8 @@ def test_coldstart_survives_three_kills(tiny_base_path, tmp_path):
     kills = 0
     for i, (name, cond) in enumerate(moments):
         seen["complete"], seen["dirs"] = _complete_ckpts(out), _ckpt_dirs(out)
-        proc = _start(_coldstart_args(tiny_base_path, data, out) + (["--resume"] if i else []), log)
-        killed = _kill_when(proc, cond, rng)
+        proc = start_r1(_coldstart_args(tiny_base_path, data, out) + (["--resume"] if i else []), log)
+        killed = kill_when(proc, cond, rng)
         assert killed, f"coldstart finished before the kill moment {name!r}:\n{log.read_text()[-2000:]}"
         assert not (out / "manifest.json").exists(), "a killed run left a manifest"
         kills += 1

@@ -9,19 +9,13 @@ resume runs in-process. Then the shard files, the dataset rows and the manifest 
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import r1_inproc, tree_hash
+from .conftest import kill_when, r1_inproc, start_r1, tree_hash
 
-POLL = 0.005
 N_PROMPTS, SHARD = 16, 2
 N_SHARDS = N_PROMPTS // SHARD
 
@@ -31,32 +25,6 @@ def _args(model: Path, out: Path) -> list:
             "--set", f"num_prompts={N_PROMPTS}", "--set", f"shard_size={SHARD}", "--set", "n=3",
             "--set", "max_new_tokens=32", "--set", "temperature=1.0", "--set", "eval_sets=[arith]",
             "--set", "drop_truncated=false", "--set", "filters.require_format=false"]
-
-
-def _start(args: list, log: Path) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.pop("R1CLI_DEBUG", None)
-    env.update(OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", R1CLI_QUIET="1")
-    f = open(log, "ab")  # noqa: SIM115  (the child holds it)
-    return subprocess.Popen([sys.executable, "-m", "r1cli", *map(str, args)], stdout=f, stderr=f, env=env)
-
-
-def _kill_when(proc: subprocess.Popen, cond, rng: random.Random, timeout: float = 240.0) -> bool:
-    t0 = time.monotonic()
-    while proc.poll() is None:
-        if cond():
-            time.sleep(rng.uniform(0.0, 0.03))
-            if proc.poll() is not None:
-                break
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return True
-        if time.monotonic() - t0 > timeout:
-            proc.kill()
-            proc.wait()
-            pytest.fail("reject-sample did not reach the kill moment in time")
-        time.sleep(POLL)
-    return False
 
 
 def _markers(out: Path) -> int:
@@ -90,8 +58,8 @@ def test_reject_sample_survives_three_kills(tiny_base_path, tmp_path):
     ]
     for i, (name, cond) in enumerate(moments):
         seen["markers"] = _markers(out)
-        proc = _start(_args(tiny_base_path, out) + (["--resume"] if i else []), log)
-        killed = _kill_when(proc, cond, rng)
+        proc = start_r1(_args(tiny_base_path, out) + (["--resume"] if i else []), log)
+        killed = kill_when(proc, cond, rng)
         assert killed, f"reject-sample finished before the kill moment {name!r}:\n{log.read_text()[-2000:]}"
         assert not (out / "manifest.json").exists(), "a killed run left a manifest"
     done = _markers(out)

@@ -19,22 +19,16 @@ equal the reference's, step for step; each resumed process's first logged step i
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import r1_inproc
+from .conftest import kill_when, r1_inproc, start_r1
 
 STEPS = 8
 G = 4
-POLL = 0.005
 MARKER = ".r1cli-complete"
 
 
@@ -44,35 +38,6 @@ def _args(model: Path, out: Path) -> list:
             "--set", "max_completion_length=16", "--set", f"max_steps={STEPS}", "--set", "save_steps=1",
             "--set", "learning_rate=1e-4", "--set", "logging_steps=1", "--set", "disable_tqdm=true",
             "--set", "log_prompts=true"]
-
-
-def _start(args: list, log: Path) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.pop("R1CLI_DEBUG", None)
-    env.update(OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", R1CLI_QUIET="1")
-    f = open(log, "ab")  # noqa: SIM115  (the child holds it)
-    return subprocess.Popen([sys.executable, "-m", "r1cli", *map(str, args)], stdout=f, stderr=f, env=env,
-                            start_new_session=True)
-
-
-def _kill_when(proc: subprocess.Popen, cond, rng: random.Random, timeout: float = 300.0, jitter: float = 0.03) -> bool:
-    """SIGKILL `proc` (and the reward workers it started) once `cond()` holds, after a random 0-`jitter` s; False
-    if it exited first."""
-    t0 = time.monotonic()
-    while proc.poll() is None:
-        if cond():
-            time.sleep(rng.uniform(0.0, jitter))
-            if proc.poll() is not None:
-                break
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return True
-        if time.monotonic() - t0 > timeout:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            pytest.fail("r1 rl did not reach the kill moment in time")
-        time.sleep(POLL)
-    return False
 
 
 def _ckpts(out: Path, complete: bool) -> list[int]:
@@ -136,8 +101,8 @@ def test_rl_survives_three_kills(tiny_base_path, tmp_path):
                 return bool(set(_ckpts(out, complete=False)) - present)
 
         n_before = len(_logged_steps(out)) if (out / "metrics.jsonl").exists() else 0
-        proc = _start(_args(tiny_base_path, out) + (["--resume"] if i else []), log)
-        killed = _kill_when(proc, cond, rng, jitter=0.0 if i == 1 else 0.03)  # mid-save: no delay
+        proc = start_r1(_args(tiny_base_path, out) + (["--resume"] if i else []), log)
+        killed = kill_when(proc, cond, rng, jitter=0.0 if i == 1 else 0.03)  # mid-save: no delay
         assert killed, f"r1 rl finished before the kill moment {name!r}:\n{log.read_text()[-3000:]}"
         assert not (out / "manifest.json").exists(), "a killed run left a manifest"
         segments.append((start_ckpt, n_before))
