@@ -96,7 +96,8 @@ def test_remote_judge_end_to_end():
     finally:
         srv.close()
     assert got == [False, False, None, True]  # "the capital is paris" is not the bare reference: this grader is strict
-    assert "Reference answer:\nParis" in srv.prompts[0] and "Student's answer:\n9" in "".join(srv.prompts)
+    # concurrency 2: requests reach the server in either order
+    assert any("Reference answer:\nParis" in p for p in srv.prompts) and "Student's answer:\n9" in "".join(srv.prompts)
 
 
 def test_judge_config_validation():
