@@ -8,12 +8,11 @@ import contextlib
 import io
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
 
+from chat_server import ChatServer
 from r1cli.config import build
 
 
@@ -148,45 +147,17 @@ def test_nothing_correct_is_a_stage_error(tiny_base_path, tmp_path):
 # ---------------------------------------------------------------------------------------------- remote teacher
 
 
-class TeacherServer:
-    """An OpenAI-compatible endpoint (real http.server): `What is A+B?` gets a correct trace for even seeds and a
-    wrong one for odd seeds; the reasoning comes back in `reasoning_content` as R1's API returns it."""
+def _teach(body: dict) -> dict:
+    """`What is A+B?` gets a correct trace for even seeds and a wrong one for odd seeds; the reasoning comes back in
+    `reasoning_content` as R1's API returns it."""
+    a, b = map(int, re.findall(r"(\d+)\+(\d+)", body["messages"][-1]["content"])[0])
+    ans = a + b + (body.get("seed", 0) % 2)
+    return {"role": "assistant", "reasoning_content": f"{a} plus {b} makes {ans}.",
+            "content": f"The answer is \\boxed{{{ans}}}."}
 
-    def __init__(self):
-        self.bodies: list[dict] = []
-        srv = self
 
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def _send(self, obj):
-                data = json.dumps(obj).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):  # noqa: N802
-                self._send({"object": "list", "data": [{"id": "teacher-r1", "object": "model"}]})
-
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                srv.bodies.append(body)
-                a, b = map(int, re.findall(r"(\d+)\+(\d+)", body["messages"][-1]["content"])[0])
-                ans = a + b + (body.get("seed", 0) % 2)
-                self._send({"choices": [{"index": 0, "finish_reason": "stop", "message": {
-                    "role": "assistant", "reasoning_content": f"{a} plus {b} makes {ans}.",
-                    "content": f"The answer is \\boxed{{{ans}}}."}}], "usage": {"completion_tokens": 12}})
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def TeacherServer() -> ChatServer:  # noqa: N802
+    return ChatServer(_teach, model="teacher-r1")
 
 
 @pytest.mark.slow

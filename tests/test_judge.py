@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from chat_server import ChatServer
 from r1cli.judge import Judge, JudgeConfig, parse_verdict, prediction_text
 
 
@@ -42,45 +40,21 @@ def test_prediction_text_prefers_extracted_answer():
     assert len(prediction_text(long, max_chars=100)) <= 110
 
 
-class JudgeServer:
-    """An OpenAI-compatible endpoint that judges like a careful grader: it reads the reference and the student's
-    answer out of the prompt and compares them (case- and space-insensitive); one question gets a reply without
-    a verdict."""
+def _grade(body: dict) -> str:
+    """A careful grader: reads the reference and the student's answer out of the prompt and compares them (case- and
+    space-insensitive); one question gets a reply without a verdict."""
+    prompt = body["messages"][-1]["content"]
+    ref = re.search(r"Reference answer:\n(.*?)\n\n", prompt, re.S).group(1)
+    pred = re.search(r"Student's answer:\n(.*?)\n\n", prompt, re.S).group(1)
+    if "mumble" in prompt:
+        return "I would rather not say."
+    if ref.strip().lower().replace(" ", "") == pred.strip().lower().replace(" ", ""):
+        return "<think>\nThey match.\n</think>\nCORRECT"
+    return "They differ.\nVerdict: INCORRECT"
 
-    def __init__(self):
-        self.prompts: list[str] = []
-        srv = self
 
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                prompt = body["messages"][-1]["content"]
-                srv.prompts.append(prompt)
-                ref = re.search(r"Reference answer:\n(.*?)\n\n", prompt, re.S).group(1)
-                pred = re.search(r"Student's answer:\n(.*?)\n\n", prompt, re.S).group(1)
-                if "mumble" in prompt:
-                    text = "I would rather not say."
-                elif ref.strip().lower().replace(" ", "") == pred.strip().lower().replace(" ", ""):
-                    text = "<think>\nThey match.\n</think>\nCORRECT"
-                else:
-                    text = "They differ.\nVerdict: INCORRECT"
-                data = json.dumps({"choices": [{"message": {"content": text}, "finish_reason": "stop"}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def JudgeServer() -> ChatServer:  # noqa: N802
+    return ChatServer(_grade)
 
 
 def test_remote_judge_end_to_end():

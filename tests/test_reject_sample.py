@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from chat_server import ChatServer
 from r1cli.config import build
 from r1cli.errors import ConfigError, UsageError
 
@@ -39,33 +38,9 @@ def _check_counts(m):
     assert m["prompts"] == m["decontaminated"] + m["prompts_sampled"] + m["passthrough"] + m["non_reasoning_dropped"]
 
 
-class AlwaysCorrect:
+def AlwaysCorrect() -> ChatServer:  # noqa: N802
     """A real OpenAI-compatible endpoint whose judge accepts everything."""
-
-    def __init__(self):
-        self.n = 0
-        srv = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):  # noqa: N802
-                self.rfile.read(int(self.headers["Content-Length"]))
-                srv.n += 1
-                data = json.dumps({"choices": [{"message": {"content": "CORRECT"}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    return ChatServer(lambda body: "CORRECT")
 
 
 @pytest.fixture
@@ -119,7 +94,7 @@ def test_mixed_rows_judge_passthrough_decontamination_dedup(tiny_base_path, tmp_
     assert m["decontaminated"] == 1 and man["decontamination"]["by_eval_set"] == {"bench": 1}
     assert m["passthrough"] == 1 and m["non_reasoning_dropped"] == 1 and m["prompts_sampled"] == 2
     # greedy: the 3 samples of a prompt are one text -> 1 kept (judged correct), 2 duplicates
-    assert m["judged"] == 3 and srv.n == 3
+    assert m["judged"] == 3 and len(srv.bodies) == 3
     assert m["kept"] == 1 and m["rejected"]["duplicate"] == 2 and m["rejected"]["incorrect"] == 3
     ds = datasets.load_from_disk(str(tmp_path / "rs" / "data"))
     by_source = {r["source"]: r for r in ds}

@@ -111,7 +111,8 @@ def prompt_rows(
     missing = [c for c in require if c not in ds.column_names]
     if missing:
         raise InputArtifactError(
-            f"{stage} prompts need column(s) {', '.join(require)}; {source!r} lacks {', '.join(missing)} "
+            f"{stage} prompts need {'columns' if len(require) > 1 else 'a column'} {' and '.join(require)}; "
+            f"{source!r} lacks {', '.join(missing)} "
             f"(has: {', '.join(ds.column_names)})",
             hint="map yours, e.g. columns: {prompt: question, answer: final}, or write them with `r1 data`",
         )

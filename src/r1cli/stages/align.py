@@ -24,12 +24,11 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Sequence
-from types import SimpleNamespace
 from typing import Any
 
 from r1cli.console import log
 from r1cli.errors import ConfigError, InputArtifactError
-from r1cli.stages.rl import prompt_rows, train_grpo
+from r1cli.stages.rl import train_grpo
 
 # ------------------------------------------------------------------------------------------------ routing
 
@@ -91,9 +90,11 @@ def _source_rows(src: dict[str, Any], cfg: Any, run: Any) -> tuple[list[dict[str
         return [dict(r, kind=src.get("kind") or "general") for r in rows], True
     kind = src.get("kind")
     if name in available_tasks() or kind == "reasoning":
-        ns = SimpleNamespace(input=name, task=None, task_params=src.get("task_params") or {},
-                             train_size=n or cfg.train_size, seed=cfg.seed, columns=src.get("columns") or {})
-        rows, builtin = prompt_rows(ns, run)
+        from r1cli.data_io import prompt_rows
+
+        rows, builtin = prompt_rows(name, run=run, stage="align reasoning", task_n=n or cfg.train_size,
+                                    seed=cfg.seed, columns=src.get("columns"), task_params=src.get("task_params"),
+                                    require=("prompt", "answer"))
     else:
         from r1cli.data_io import load_dataset_input
 

@@ -14,36 +14,18 @@ from __future__ import annotations
 from typing import Any
 
 from r1cli.console import log
-from r1cli.errors import InputArtifactError
 
 METRICS = "metrics.jsonl"
 CURVES = "curves.png"
 
 
 def prompt_rows(cfg: Any, run: Any) -> tuple[list[dict[str, Any]], bool]:
-    """Rows {prompt (the question), answer, task?, ...} and whether they come from a built-in task."""
-    from r1cli.tasks import available_tasks, get_task
+    """Rows {prompt (the question), answer, task?, ...} and whether they come from a built-in task: `train_size`
+    generated problems of a built-in task, or every row of a dataset with prompt and answer columns."""
+    from r1cli.data_io import prompt_rows as rows_of
 
-    source = cfg.input or cfg.task or "arith"
-    if source in available_tasks():
-        task = get_task(source, **(cfg.task_params or {}))
-        rows = task.generate("train", cfg.train_size, seed=cfg.seed)
-        log(f"prompts: {len(rows)} generated `{source}` train problems")
-        return rows, True
-    from r1cli.data_io import load_dataset_input
-
-    ds, ref = load_dataset_input(source, columns=getattr(cfg, "columns", None))
-    run.add_input(ref)
-    missing = [c for c in ("prompt", "answer") if c not in ds.column_names]
-    if missing:
-        raise InputArtifactError(
-            f"RL prompts need columns prompt and answer; {source!r} lacks {', '.join(missing)} "
-            f"(has: {', '.join(ds.column_names)})",
-            hint="write them with `r1 data`, or map your columns",
-        )
-    rows = ds.to_list()
-    builtin = "task" in ds.column_names and all(r.get("task") in available_tasks() for r in rows)
-    return rows, builtin
+    return rows_of(cfg.input or cfg.task or "arith", run=run, stage="RL", task_n=cfg.train_size, seed=cfg.seed,
+                   columns=getattr(cfg, "columns", None), task_params=cfg.task_params, require=("prompt", "answer"))
 
 
 def rollout_dataset(cfg: Any, rows: list[dict[str, Any]], builtin: bool, tokenizer: Any) -> Any:
