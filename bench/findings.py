@@ -25,19 +25,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from r1cli.plots import new_figure  # noqa: E402
 from r1cli.trainlog import read_metrics  # noqa: E402
 
 ACC = "rewards/accuracy/mean"
 LEN = "completions/mean_length"
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _manifest(run: Path) -> dict[str, Any]:
@@ -85,8 +77,8 @@ TABLE_HEAD = "| model | pass@1 | cons@k | format | mean length (tokens) |\n|---|
 
 
 def _curves_png(arms: list[tuple[str, Path]], png: Path, title: str) -> None:
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig = new_figure(figsize=(9, 3.4))
+    axes = fig.subplots(1, 2)
     for label, run in arms:
         for ax, key in zip(axes, (ACC, LEN), strict=True):
             xs, ys = _curve(run, key)
@@ -104,7 +96,6 @@ def _curves_png(arms: list[tuple[str, Path]], png: Path, title: str) -> None:
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
-    plt.close(fig)
 
 
 def _bars_png(ax: Any, labels: list[str], benches: list[dict[str, Any]]) -> None:
@@ -158,13 +149,12 @@ def coldstart(a: argparse.Namespace) -> dict[str, Any]:
     _curves_png(arms, out / "finding_coldstart_curves.png", "Cold start vs none, equal RL steps")
     labels = ["base", "cold start", "RL from base", "cold start + RL"]
     benches = [_bench(Path(p)) for p in (a.eval_base, a.eval_coldstart, a.eval_without, a.eval_with)]
-    plt = _plt()
-    f, ax = plt.subplots(figsize=(5.5, 3.4))
+    f = new_figure(figsize=(5.5, 3.4))
+    ax = f.subplots()
     _bars_png(ax, labels, benches)
     ax.set_title("cold start before RL (equal RL steps)", fontsize=10)
     f.tight_layout()
     f.savefig(out / "finding_coldstart.png", dpi=110)
-    plt.close(f)
     steps = [_manifest(Path(r)).get("metrics", {}).get("steps") for r in (a.rl_without, a.rl_with)]
     fig = {"finding": "coldstart", "rl_steps": steps, **{lab: b for lab, b in zip(labels, benches, strict=True)}}
     rows = "\n".join(_acc_line(lab, b) for lab, b in zip(labels, benches, strict=True))
@@ -190,13 +180,12 @@ def distill(a: argparse.Namespace) -> dict[str, Any]:
     t_r = (_manifest(Path(a.rl)).get("timings") or {}).get("total")
     labels = ["student", "student + distill", "student + RL"]
     benches = [_bench(Path(p)) for p in (a.eval_student, a.eval_distill, a.eval_rl)]
-    plt = _plt()
-    f, ax = plt.subplots(figsize=(5, 3.4))
+    f = new_figure(figsize=(5, 3.4))
+    ax = f.subplots()
     _bars_png(ax, labels, benches)
     ax.set_title(f"distillation ({t_d or 0:.0f} s) vs RL ({t_r or 0:.0f} s) on the student", fontsize=10)
     f.tight_layout()
     f.savefig(out / "finding_distill.png", dpi=110)
-    plt.close(f)
     fig = {"finding": "distill", "distill_s": t_d, "rl_s": t_r,
            **{lab: b for lab, b in zip(labels, benches, strict=True)}}
     rows = "\n".join(_acc_line(lab, b) for lab, b in zip(labels, benches, strict=True))
