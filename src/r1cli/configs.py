@@ -65,9 +65,18 @@ class ModelArgs:
         default_factory=lambda: ["all-linear"],
         metadata={"help": "Modules that get LoRA adapters (names or 'all-linear')."},
     )
+    gpu_memory_utilization: float = field(
+        default=0.9, metadata={"help": "Sampling with backend vllm: the share of GPU memory vLLM may take."}
+    )
+
+    def vllm_options(self) -> dict[str, Any]:
+        """What the vllm sampling backend takes from this config."""
+        return {"dtype": self.dtype, "gpu_memory_utilization": self.gpu_memory_utilization}
 
     def _check_model_args(self) -> None:
         _check(bool(self.model), "model is empty: set --model (e.g. tiny, a run folder, a hub id)")
+        _check(0.0 < self.gpu_memory_utilization <= 1.0,
+               f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
         _check(self.lora_r > 0, f"lora_r must be > 0, got {self.lora_r}")
         _check(self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}")
         _check(0.0 <= self.lora_dropout < 1.0, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")

@@ -221,22 +221,6 @@ def select_traces(cfg: Any, rows: list[dict[str, Any]], traces: list[list[dict[s
 # ---------------------------------------------------------------------------------------------- training
 
 
-def student_rendering(cfg: Any, builtin: bool) -> None:
-    """Resolve `template: auto` against the student's tokenizer (as `r1 eval` renders its prompts): sets
-    `cfg.template` / `cfg.instruction` to what `stages.sft` applies."""
-    if cfg.template != "auto":
-        return
-    from r1cli.models import load_tokenizer
-
-    tok = load_tokenizer(cfg)
-    if getattr(tok, "chat_template", None):
-        cfg.template = "chat"
-        if builtin:
-            cfg.instruction = None
-    else:
-        cfg.template = "r1-zero"
-
-
 def trace_input(cfg: Any, run: Any) -> Any:
     """The trace dataset of `--train-only`: a distill run (its data/, whatever the run's kind), or any dataset."""
     from r1cli.data_io import load_dataset_input
@@ -314,7 +298,6 @@ def run(cfg: Any, run: Any) -> dict[str, Any]:
         if cfg.generate_only:
             run.kind = "dataset"  # the run is the trace artifact: its manifest hashes data/
             return {"metrics": metrics, "data": data, "manifest_extra": extra}
-    student_rendering(cfg, builtin)
     with run.timed("train"):
         metrics["train"] = train_sft(cfg, run, ds, resume=run.resume)
     return {"metrics": metrics, "data": data, "manifest_extra": extra}

@@ -63,16 +63,6 @@ def render_prompt(question: str, kind: str, tokenizer: Any, cfg: Any) -> str:
     )
 
 
-def prefilled_think(prompt: str) -> str:
-    """The `<think>` prefill at the end of a prompt (to put back before grading), or ''."""
-    from r1cli.prompts import THINK_CLOSE, THINK_OPEN
-
-    i = prompt.rfind(THINK_OPEN)
-    if i < 0 or prompt.find(THINK_CLOSE, i) >= 0 or prompt[i + len(THINK_OPEN):].strip():
-        return ""
-    return prompt[i:]
-
-
 # ---------------------------------------------------------------------------------------------- grading
 
 
@@ -87,11 +77,12 @@ class Grader:
 
     def record(self, index: int, row: dict[str, Any], prompt: str, key: str, samples: Sequence[Any]) -> dict:
         from r1cli.evaluation import majority_cluster
+        from r1cli.prompts import as_written, prefilled_think
         from r1cli.rewards.answers import extract_answer
         from r1cli.rewards.engine import cluster_answers, grade
 
         prefix = prefilled_think(prompt)
-        texts = [prefix + s.text for s in samples]
+        texts = [as_written(prefix, s.text) for s in samples]
         answers = [extract_answer(t) for t in texts]
         if self.bench.kind == "task":
             verdicts: list[bool | None] = [bool(self.bench.task.verify(row, a)) for a in answers]
@@ -206,12 +197,7 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
         run.add_input(model_ref(cfg.model))
         with run.timed("load_model"):
             if cfg.backend == "vllm":
-                model, tok = resolve_model(cfg.model), load_tokenizer(cfg)
-                if (Path(model) / "adapter_config.json").is_file():
-                    raise UsageError(
-                        f"backend vllm loads full models, and {cfg.model!r} is a PEFT adapter",
-                        hint="merge it first (r1cli.models.merge_adapter) or use backend: hf",
-                    )
+                model, tok = resolve_model(cfg.model), load_tokenizer(cfg)  # an adapter is merged for vLLM
             else:
                 model, tok = load_model(cfg)
     samples = SampleLog(run.path / SAMPLES)
@@ -311,7 +297,7 @@ def _generate(cfg, bench, k, todo, prompts, keys, model, tok, grader, samples) -
     generate(
         model, tok, [prompts[i] for i in todo], n=k, temperature=cfg.temperature, top_p=cfg.top_p,
         max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=cfg.batch_size, backend=cfg.backend,
-        on_prompt_done=done,
+        on_prompt_done=done, vllm_options=cfg.vllm_options(),
     )
 
 

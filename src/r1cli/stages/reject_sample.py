@@ -179,7 +179,7 @@ class ShardWorker:
     def process(self, first_index: int, rows: list[dict[str, Any]], batch_size: int) -> tuple[list[dict], dict]:
         from r1cli.filters import first_failure
         from r1cli.generation import generate
-        from r1cli.stages.eval import prefilled_think
+        from r1cli.prompts import as_written, prefilled_think
         from r1cli.tasks import available_tasks
 
         cfg = self.cfg
@@ -202,10 +202,10 @@ class ShardWorker:
             t0 = time.perf_counter()
             got = generate(self.model, self.tok, prompts, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
                            max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=batch_size,
-                           backend=cfg.backend, progress=False)
+                           backend=cfg.backend, progress=False, vllm_options=cfg.vllm_options())
             self.gen_seconds += time.perf_counter() - t0
             # (row, sample j, text) of each completion, then its fate
-            items = [(i, j, prefilled_think(p) + s.text, s.finish_reason)
+            items = [(i, j, as_written(prefilled_think(p), s.text), s.finish_reason)
                      for i, p, samples in zip(sampled, prompts, got, strict=True) for j, s in enumerate(samples)]
             counts["samples"] = len(items)
             fate: list[str | None] = [None] * len(items)
