@@ -252,6 +252,33 @@ def _save_dataset(rows: list[dict[str, Any]], folder: Path) -> Any:
 # ---------------------------------------------------------------------------------------------- stage
 
 
+def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
+    """--train-only: the student's first training sequences; else the teacher's first prompts as its sampler
+    receives them (an endpoint teacher renders its own template: the student's rendering is shown instead)."""
+    from types import SimpleNamespace
+
+    from r1cli.dryrun import sampling_dry_run
+    from r1cli.models import load_tokenizer
+    from r1cli.prompts import render_prompt
+    from r1cli.stages.sft import sft_dry_run
+    from r1cli.teacher import is_endpoint
+
+    if cfg.train_only:
+        return sft_dry_run("distill", cfg, trace_input(cfg, inputs), n)
+    if not cfg.teacher or not cfg.input:
+        raise ConfigError("r1 distill needs a teacher and prompts", hint="set teacher and --input")
+    rows, builtin = prompt_rows(cfg, inputs)
+    local = not is_endpoint(cfg.teacher)
+    spec = cfg.teacher if local else cfg.model
+    tok = load_tokenizer(SimpleNamespace(model=spec, trust_remote_code=cfg.trust_remote_code, revision=None))
+    prompts = [render_prompt(r["prompt"], builtin_task=builtin, tokenizer=tok, template=cfg.template,
+                             instruction=cfg.instruction) for r in rows[:n]]
+    d = sampling_dry_run("distill", cfg, tok, prompts, model=spec)
+    if not local:
+        d.notes.append(f"the endpoint {cfg.teacher} renders prompts with its own chat template; shown: the student's")
+    return d
+
+
 def run(cfg: Any, run: Any) -> dict[str, Any]:
     from r1cli.stages.sft import train_sft
     from r1cli.tasks import available_tasks

@@ -168,8 +168,7 @@ def protocol_key(cfg: Any, bench: Any, k: int, prompt: str) -> str:
 # ---------------------------------------------------------------------------------------------- stage
 
 
-def run(cfg: Any, run: RunDir) -> dict[str, Any]:
-    from r1cli.evaluation import ProblemResult, summarize
+def load_benchmarks(cfg: Any) -> list[Any]:
     from r1cli.models import PRESETS
     from r1cli.tasks.benchmarks import load_benchmark
 
@@ -178,18 +177,35 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
         # benchmarks are known to be good
         resolve_input(cfg.model, "model", name="model")
     benches = []
+    for spec in dict.fromkeys(cfg.benchmarks):
+        _check_benchmark_path(spec)
+        b = load_benchmark(spec, columns=cfg.columns or None, limit=cfg.limit, seed=0,
+                           task_params=cfg.task_params or None)
+        if cfg.oracle and not b.has_solutions:
+            raise UsageError(
+                f"--oracle: benchmark {b.name!r} has no reference `solution` for every row",
+                hint="map a solution column (columns: {solution: ...}) or drop --oracle",
+            )
+        benches.append(b)
+        log(f"benchmark {b.name}: {len(b.rows)} problems from {b.source}")
+    return benches
+
+
+def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
+    from r1cli.dryrun import sampling_dry_run
+    from r1cli.models import load_tokenizer
+
+    benches = load_benchmarks(cfg)
+    tok = load_tokenizer(cfg)
+    prompts = [render_prompt(row["prompt"], b.kind, tok, cfg) for b in benches for row in b.rows]
+    return sampling_dry_run("eval", cfg, tok, prompts[:n])
+
+
+def run(cfg: Any, run: RunDir) -> dict[str, Any]:
+    from r1cli.evaluation import ProblemResult, summarize
+
     with run.timed("load_benchmarks"):
-        for spec in dict.fromkeys(cfg.benchmarks):
-            _check_benchmark_path(spec)
-            b = load_benchmark(spec, columns=cfg.columns or None, limit=cfg.limit, seed=0,
-                               task_params=cfg.task_params or None)
-            if cfg.oracle and not b.has_solutions:
-                raise UsageError(
-                    f"--oracle: benchmark {b.name!r} has no reference `solution` for every row",
-                    hint="map a solution column (columns: {solution: ...}) or drop --oracle",
-                )
-            benches.append(b)
-            log(f"benchmark {b.name}: {len(b.rows)} problems from {b.source}")
+        benches = load_benchmarks(cfg)
     model = tok = None
     if not cfg.oracle:
         from r1cli.models import load_model, load_tokenizer, model_ref, resolve_model

@@ -106,6 +106,17 @@ def tokenize_sft(data: Any, tokenizer: Any, max_length: int | None) -> tuple[Any
     return out, dropped
 
 
+def sft_dry_run(stage: str, cfg: Any, ds: Any, n: int) -> Any:
+    """The first `n` training sequences of an SFT stage, as `tokenize_sft` builds them (see `r1cli.dryrun`)."""
+    from r1cli.dryrun import DryRun, sft_example
+    from r1cli.models import load_tokenizer
+
+    tok = load_tokenizer(cfg)
+    data = to_prompt_completion(ds.select(range(min(n, len(ds)))), tok, cfg)
+    return DryRun(stage, "sft", tok, [sft_example(tok, r["prompt"], r["completion"]) for r in data],
+                  max_length=cfg.max_length)
+
+
 def train_sft(cfg: Any, run: Any, train_ds: Any, *, resume: bool) -> dict[str, Any]:
     """Fine-tune `cfg.model` on prompt/completion rows; save to `run.model_dir`; return metrics."""
     import time
@@ -121,6 +132,11 @@ def train_sft(cfg: Any, run: Any, train_ds: Any, *, resume: bool) -> dict[str, A
     data = to_prompt_completion(train_ds, tokenizer, cfg)
     if cfg.max_samples:
         data = data.select(range(min(cfg.max_samples, len(data))))
+    from r1cli.dryrun import DryRun, sft_example, warn_failed
+
+    head = data.select(range(min(2, len(data))))
+    warn_failed(DryRun("sft", "sft", tokenizer, [sft_example(tokenizer, r["prompt"], r["completion"]) for r in head],
+                       max_length=cfg.max_length))
     data, too_long = tokenize_sft(data, tokenizer, cfg.max_length)
     if too_long:
         log(f"[yellow]warning[/]: {too_long} rows longer than max_length={cfg.max_length} tokens left out "
