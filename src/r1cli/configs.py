@@ -11,6 +11,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
+from r1cli.decontam import DEFAULT_EVAL_SETS
+
 # Trainer-stage configs subclass TRL's and are defined in their own modules (they import trl).
 _LAZY = {
     "ColdstartConfig": "r1cli.stages.sft_config",
@@ -136,7 +138,7 @@ class DataConfig:
         },
     )
     split: Literal["train", "test"] = field(default="train", metadata={"help": "Train or held-out test split."})
-    n: int = field(default=1000, metadata={"help": "Number of rows."})
+    n: Optional[int] = field(default=None, metadata={"help": "Number of rows (tasks: 1000 when unset; --from: all)."})
     seed: int = field(default=0, metadata={"help": "Generator seed (the same seed gives the same rows)."})
     params: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "Difficulty knobs of the task (see `r1cli.tasks`), e.g. {max_terms: 4}."}
@@ -145,9 +147,26 @@ class DataConfig:
         default=False, metadata={"help": "Write readable worked solutions (prompt/completion) for `r1 coldstart`."}
     )
     output: Optional[str] = field(default=None, metadata={"help": "Output run folder (dataset in <output>/data)."})
+    source: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Real prompts instead of a task (`--from`): gsm8k or math (their train splits), or a "
+            "JSONL/Parquet file, dataset folder or hub id; answers normalised, decontaminated against the eval sets. "
+            "`n` caps the rows (all when --n is not given)."
+        },
+    )
+    columns: dict[str, str] = field(
+        default_factory=dict, metadata={"help": "With source: column mapping {prompt: question, answer: final}."}
+    )
+    decontaminate_against: list[str] = field(
+        default_factory=lambda: list(DEFAULT_EVAL_SETS),
+        metadata={"help": "With source: eval sets whose prompts (exact or a shared 8-gram) are dropped."},
+    )
 
     def __post_init__(self) -> None:
-        _check(self.n > 0, f"n must be > 0, got {self.n}")
+        _check(self.n is None or self.n > 0, f"n must be > 0, got {self.n}")
+        _check(self.source is None or not self.cold_start,
+               "cold_start writes worked solutions of a built-in task: drop it with source (--from)")
         from r1cli.tasks import get_task
 
         if self.task in ("general", "preference"):
