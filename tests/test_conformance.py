@@ -186,7 +186,7 @@ def test_r1_zero_format_scores_a_prefilled_rollout():
     from r1cli.rewards import build_rewards
 
     (fmt,), _ = build_rewards([{"name": "format", "params": {"style": "r1-zero"}}])
-    completion = "3 + 4 = 7.\n</think>\n<answer>7</answer>"
+    completion = "3 + 4 = 7.\n</think>\n<answer>\n7\n</answer>"
     assert fmt([completion], answer=["7"])[0] == 0.0
     assert fmt([as_written("<think>\n", completion)], answer=["7"])[0] == 1.0
 
