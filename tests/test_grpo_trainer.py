@@ -452,6 +452,48 @@ def test_rollout_correction_equals_trls_vllm_weights(offpolicy, dataset, mode, c
         assert m_r["mismatch/abs_logp_diff_mean"] > 0.01  # the sampler noise shows in the metrics
 
 
+
+def test_r1_sampler_mismatch_is_logged_and_corrected(tok, dataset, tmp_path):
+    """r1's own sampler: its log-probs against the training forward are logged (mismatch/*); with
+    sampler_importance_sampling_correction the policy term is weighted by π_old/π_sampler (π_old = this forward,
+    μ = 1), here on sampler log-probs moved by noise as a bf16 sampler's would be."""
+    from r1cli.grpo.loss import rollout_correction
+
+    tr = _trainer(
+        tok,
+        dataset,
+        tmp_path,
+        sampler_importance_sampling_correction=True,
+        vllm_importance_sampling_mode="token_mask",
+        vllm_importance_sampling_clip_min=0.9,
+        vllm_importance_sampling_clip_max=1.1,
+    )
+    tr.current_gradient_accumulation_steps = 1
+    batch = _batch(tr, dataset)
+    assert "old_per_token_logps" not in batch  # μ = 1: π_old is the gradient forward itself
+    batch["advantages"] = torch.randn(batch["advantages"].shape, generator=torch.Generator().manual_seed(5))
+    tr._compute_loss(tr.model, batch)
+    metrics = {k: v[-1] for k, v in tr._metrics["train"].items()}
+    # float32 KV-cached sampling vs one forward: the same distribution up to rounding
+    assert 0 <= metrics["mismatch/kl"] < 1e-8 and metrics["mismatch/abs_logp_diff_max"] < 1e-4
+    assert metrics["rollout_weight/mean"] == pytest.approx(1.0, abs=1e-4)
+    noisy = dict(batch)
+    g = torch.Generator().manual_seed(6)
+    noisy["sampling_per_token_logps"] = batch["sampling_per_token_logps"] + 0.1 * torch.randn(
+        batch["sampling_per_token_logps"].shape, generator=g
+    )
+    ours = tr._compute_loss(tr.model, noisy)
+    assert tr._metrics["train"]["mismatch/abs_logp_diff_mean"][-1] > 0.05
+    lp = _forward_logps(tr.model, batch).detach()
+    m = batch["completion_mask"]
+    w = rollout_correction(lp, noisy["sampling_per_token_logps"], m, "token_mask", 0.9, 1.1)
+    assert ((w == 0) & m.bool()).any()  # some tokens are masked out
+    want, _ = grpo_loss(lp, None, None, batch["advantages"], m, importance_weights=w, entropies=None)
+    assert ours.item() == pytest.approx(want.item(), rel=1e-4, abs=1e-6)
+    plain, _ = grpo_loss(lp, None, None, batch["advantages"], m)
+    assert abs(ours.item() - plain.item()) > 1e-3
+
+
 def test_adaptive_entropy_controller_equals_trl(offpolicy):
     """Two micro-steps of one optimizer step: the bonus uses the coefficient of the previous step; at the step's
     end the coefficient moves by entropy_coef_delta towards the target, measured over both micro-steps."""
@@ -666,6 +708,73 @@ def test_rlconfig_loads_with_precedence_and_rejects_unknown_keys(tmp_path):
     ):
         with pytest.raises(ConfigError, match=msg):
             load_config(RLConfig, None, bad)
+
+
+
+@pytest.mark.parametrize(
+    "bad,msg",
+    [
+        (["loss_type=cispo", "epsilon_high=0.28"], "epsilon_high >= 1"),
+        (["loss_type=sapo", "delta=4"], "unset delta"),
+        (["delta=1.1"], "must exceed 1 \\+ epsilon_high"),
+        (["loss_type=sapo", "sapo_temperature_neg=0"], "sapo_temperature"),
+        (["vespo_lambda_pos=0"], "vespo_lambda_pos"),
+        (["top_entropy_quantile=1.5"], "top_entropy_quantile"),
+        (["use_adaptive_entropy=true", "entropy_coef=2"], "entropy_coef_min <= entropy_coef"),
+        (["use_adaptive_entropy=true", "entropy_coef_delta=0"], "entropy_coef_delta"),
+        (["off_policy_mask_threshold=0"], "off_policy_mask_threshold"),
+        (["multi_objective_aggregation=normalize_then_sum", "dynamic_sampling=true"], "dynamic_sampling"),
+        (["vllm_importance_sampling_mode=token"], "vllm_importance_sampling_mode"),
+        (
+            ["loss_type=vespo", "sampler_importance_sampling_correction=true"],
+            "token_truncate or token_mask",
+        ),
+        (["sampler_importance_sampling_correction=true", "fast_generation=false"], "fast_generation: true"),
+        (["sampler_importance_sampling_correction=true", "use_vllm=true"], "vllm_importance_sampling_correction"),
+        (
+            [
+                "sampler_importance_sampling_correction=true",
+                "vllm_importance_sampling_correction=false",  # (TRL's own check covers it otherwise)
+                "vllm_importance_sampling_mode=token_truncate",
+                "vllm_importance_sampling_clip_max=null",
+            ],
+            "clip_min or _clip_max",
+        ),
+    ],
+)
+def test_rlconfig_checks_every_loss_option(bad, msg):
+    from r1cli.config import load_config
+    from r1cli.errors import ConfigError
+    from r1cli.grpo.config import RLConfig
+
+    with pytest.raises(ConfigError, match=msg):
+        load_config(RLConfig, None, bad)
+
+
+def test_rlconfig_takes_every_loss_option_together():
+    from r1cli.config import load_config
+    from r1cli.grpo.config import RLConfig
+
+    c = load_config(
+        RLConfig,
+        None,
+        [
+            "loss_type=luspo",
+            "importance_sampling_level=sequence_token",
+            "delta=4",
+            "epsilon_high=0.28",
+            "use_bias_correction_kl=true",
+            "beta=0.01",
+            "top_entropy_quantile=0.2",
+            "entropy_coef=0.01",
+            "use_adaptive_entropy=true",
+            "off_policy_mask_threshold=0.5",
+            "multi_objective_aggregation=normalize_then_sum",
+            "sampler_importance_sampling_correction=true",
+            "vllm_importance_sampling_mode=token_mask",
+        ],
+    )
+    assert (c.loss_type, c.importance_sampling_level, c.delta) == ("luspo", "sequence_token", 4.0)
 
 
 def test_sample_table_samples_jsonl_and_throughput_metrics(tok, dataset, tmp_path, capsys):
