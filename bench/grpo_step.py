@@ -264,7 +264,8 @@ def loss_equality(
     batch["sampling_per_token_logps"] = batch["old_per_token_logps"] + 0.1 * torch.randn(cur.shape, generator=g)
     cm = batch["completion_mask"].float()
     drift = ((batch["sampling_per_token_logps"] - cur) * cm).sum(1) / cm.sum(1).clamp(min=1)
-    opsm_threshold = drift[batch["advantages"] < 0].median().item()
+    neg = drift[batch["advantages"] < 0].sort().values  # a threshold between two drifts: no ties to round
+    opsm_threshold = ((neg[len(neg) // 2 - 1] + neg[len(neg) // 2]) / 2).item()
     shared = r1_tr._prefix_sharing_applies(r1_tr.model, ids, batch["completion_ids"].size(1))
     key = (
         batch["completion_mask"].sum(1)
@@ -325,7 +326,8 @@ def _eq_summary(eq: dict) -> dict:
             "completion_tokens": eq["completion_tokens"],
             "r1_scoring": eq["r1_scoring"],
             "per_family": {
-                k: {kk: float(f"{vv:.3g}") for kk, vv in v.items()} for k, v in eq["per_family"].items()
+                k: {kk: vv if isinstance(vv, int) else float(f"{vv:.3g}") for kk, vv in v.items()}
+                for k, v in eq["per_family"].items()
             },
         }
     }

@@ -359,12 +359,13 @@ def offpolicy(tok, dataset, tmp_path_factory):
 
 
 def _opsm_threshold(tr, batch):
-    """The median mean drift (sampler - policy) of the negative-advantage completions: half of them are dropped."""
+    """A median of the mean drifts (sampler - policy) of the negative-advantage completions: half are dropped."""
     with torch.no_grad():
         lp = _forward_logps(tr.model, batch)
     m = batch["completion_mask"].float()
     drift = ((batch["sampling_per_token_logps"] - lp) * m).sum(1) / m.sum(1).clamp(min=1)
-    return drift[batch["advantages"] < 0].median().item()
+    neg = drift[batch["advantages"] < 0].sort().values  # between two drifts: no ties to round
+    return ((neg[len(neg) // 2 - 1] + neg[len(neg) // 2]) / 2).item()
 
 
 def _case(loss_type, flags, tr, batch):
