@@ -10,8 +10,11 @@ from other processes on a shared machine falls on both alike. Prints ONE JSON li
 - `generation_share`: the share of a step spent generating (the profile that motivated the sampler), and the mean
   completion length each trainer saw (same model, same sampling distribution: they should agree);
 - `loss_equal`: both trainers' `_compute_loss` on one identical scored batch (same completions, advantages of both
-  signs, π_old off π_θ so clipping is active, reference log-probs with β = 0.04), each loss type: relative
-  difference of the losses and of the gradients (float rounding only: the scoring forward differs).
+  signs, π_old off π_θ so clipping is active, sampler log-probs off π_old, reference log-probs with β = 0.04), for
+  every loss option family (aggregations, GSPO, GSPO-token against TRL's GSPO, cispo, sapo, luspo, vespo, delta,
+  entropy mask, entropy bonus, off-policy mask, rollout correction, bias-corrected KL): per family the largest
+  relative difference of the losses and of the gradients (float rounding only: the scoring forward differs).
+  `--equality-only` runs just this part.
 
 Model (`--model auto`): the cached `tiny` base if it was built, else the `tiny-test` base (built and cached by
 `r1cli.tinybase.ensure_base`), prompted with the built-in arith task in its chat format and scored by the
@@ -147,21 +150,91 @@ def one_step(tr: Any, rows: list[dict]) -> dict[str, float]:
     return {"wall": time.perf_counter() - w, "cpu": time.process_time() - c, "gen": tr.bench_gen}
 
 
+_ARG_OPTIONS = ("delta", "use_bias_correction_kl")
+
+
+@contextlib.contextmanager
+def _options(tr: Any, opts: dict) -> Any:
+    """Loss options where both trainers' `_compute_loss` read them (the trainer, or `args`), restored afterwards."""
+    saved = []
+    for k, v in opts.items():
+        owner = tr.args if k in _ARG_OPTIONS else tr
+        saved.append((owner, k, getattr(owner, k)))
+        setattr(owner, k, v)
+    try:
+        yield
+    finally:
+        for owner, k, v in reversed(saved):
+            setattr(owner, k, v)
+
+
+def option_families(beta: float, opsm_threshold: float) -> dict[str, list[dict]]:
+    """Each loss option family: the cases run through both trainers (`trl` = options for TRL's side only)."""
+    clipped = ("grpo", "bnpo", "dr_grpo", "dapo")
+    fam: dict[str, list[dict]] = {
+        "aggregation": [{"loss_type": lt} for lt in clipped],
+        "gspo": [{"loss_type": lt, "importance_sampling_level": "sequence"} for lt in (*clipped, "luspo")],
+        "gspo_token_vs_trl_gspo": [
+            {"loss_type": lt, "importance_sampling_level": "sequence_token", "trl": {"importance_sampling_level": "sequence"}}
+            for lt in clipped
+        ],
+        "cispo": [
+            {"loss_type": "cispo", "epsilon_high": 5.0, "importance_sampling_level": lvl} for lvl in ("token", "sequence")
+        ],
+        "sapo": [{"loss_type": "sapo", "importance_sampling_level": lvl} for lvl in ("token", "sequence")],
+        "luspo": [{"loss_type": "luspo", "importance_sampling_level": lvl} for lvl in ("token", "sequence")],
+        "vespo": [{"loss_type": "vespo"}],
+        "delta": [{"loss_type": lt, "delta": 1.3, "epsilon_high": 0.28} for lt in ("grpo", "dapo", "luspo")],
+        "entropy_mask": [{"loss_type": lt, "top_entropy_quantile": 0.2} for lt in ("grpo", "dapo", "sapo")],
+        "entropy_bonus": [
+            {"loss_type": lt, "entropy_coef": 0.01, "_entropy_bonus_enabled": True} for lt in ("grpo", "dapo", "vespo")
+        ],
+        "off_policy_mask": [
+            {"loss_type": lt, "off_policy_mask_threshold": opsm_threshold} for lt in ("grpo", "dapo", "cispo")
+        ],
+        "rollout_correction": [
+            {
+                "loss_type": "vespo" if mode.startswith("token") else "grpo",
+                "use_vllm": True,
+                "vllm_importance_sampling_correction": True,
+                "vllm_importance_sampling_mode": mode,
+                "vllm_importance_sampling_clip_min": 0.8,
+                "vllm_importance_sampling_clip_max": 1.25,
+            }
+            for mode in ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
+        ],
+    }
+    if beta:
+        fam["bias_corrected_kl"] = [
+            {"loss_type": lt, "use_bias_correction_kl": True, "importance_sampling_level": lvl}
+            for lt in ("grpo", "dapo")
+            for lvl in ("token", "sequence")
+        ]
+    return fam
+
+
 def loss_equality(
     model: Any, tok: Any, ds: Any, rewards: list, a: argparse.Namespace, folder: str | None
 ) -> dict:
-    """Both trainers' loss and gradients on one batch scored by TRL (identical completions and log-prob inputs)."""
+    """Both trainers' loss and gradients on one batch scored by TRL (identical completions and log-prob inputs),
+    for every loss option family (`option_families`). The rollout weights TRL's side multiplies are computed by
+    r1cli's `rollout_correction` from the batch's log-probs (TRL computes them while generating with vLLM only;
+    tests/test_grpo_trainer.py checks that function against TRL's own vLLM path)."""
     import torch
     from trl import GRPOTrainer
 
+    from r1cli.grpo.loss import rollout_correction
     from r1cli.grpo.trainer import R1GRPOTrainer, plan_buckets
 
-    beta = 0.04 if folder else 0.0  # TRL loads its reference from the model's folder
+    if folder is None:  # TRL loads its reference from the model's folder
+        folder = "/tmp/r1cli-bench-grpo/eq-model"
+        model.save_pretrained(folder)
+        tok.save_pretrained(folder)
+    beta = 0.04
     args_t = make_config("/tmp/r1cli-bench-grpo/eq-trl", a, beta=beta)
     args_r = make_config("/tmp/r1cli-bench-grpo/eq-r1", a, beta=beta)
     m_t, m_r = copy.deepcopy(model), copy.deepcopy(model)
-    if folder:
-        m_t.config._name_or_path = folder
+    m_t.config._name_or_path = folder
     trl_tr = GRPOTrainer(model=m_t, reward_funcs=rewards, args=args_t, train_dataset=ds, processing_class=tok)
     r1_tr = R1GRPOTrainer(
         model=m_r, reward_funcs=rewards, args=args_r, train_dataset=ds, processing_class=tok
@@ -177,7 +250,8 @@ def loss_equality(
     r1_tr.model.train()
     torch.manual_seed(1)
     batch = trl_tr._generate_and_score_completions(rows)
-    # identical inputs that exercise every term: advantages of both signs, π_old off π_θ so clipping is active
+    # identical inputs that exercise every term: advantages of both signs, π_old off π_θ so clipping is active,
+    # sampler log-probs off π_old (a sampler that is not the trainer)
     B = batch["completion_ids"].size(0)
     batch["advantages"] = torch.randn(B, generator=g)
     with torch.no_grad():
@@ -187,45 +261,76 @@ def loss_equality(
             trl_tr, trl_tr.model, ids, mask, batch["completion_ids"].size(1)
         )
     batch["old_per_token_logps"] = cur + 0.3 * torch.randn(cur.shape, generator=g)
-    ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
+    batch["sampling_per_token_logps"] = batch["old_per_token_logps"] + 0.1 * torch.randn(cur.shape, generator=g)
+    cm = batch["completion_mask"].float()
+    drift = ((batch["sampling_per_token_logps"] - cur) * cm).sum(1) / cm.sum(1).clamp(min=1)
+    neg = drift[batch["advantages"] < 0].sort().values  # a threshold between two drifts: no ties to round
+    opsm_threshold = ((neg[len(neg) // 2 - 1] + neg[len(neg) // 2]) / 2).item()
     shared = r1_tr._prefix_sharing_applies(r1_tr.model, ids, batch["completion_ids"].size(1))
     key = (
         batch["completion_mask"].sum(1)
         if shared
         else batch["prompt_mask"].sum(1) + batch["completion_mask"].sum(1)
     )
-    out = {
+    out: dict[str, Any] = {
         "beta": beta,
         "completion_tokens": int(batch["completion_mask"].sum()),
         "r1_scoring": ("one forward per distinct prompt + " if shared else "")
         + f"{len(plan_buckets(key.tolist()))} length bucket(s)",
-        "per_loss_type": {},
+        "per_family": {},
     }
     worst = 0.0
-    for lt in ("grpo", "bnpo", "dr_grpo", "dapo"):
-        res = []
-        for tr in (trl_tr, r1_tr):
-            tr.loss_type = lt
-            tr.current_gradient_accumulation_steps = 1
-            tr.model.zero_grad(set_to_none=True)
-            loss = tr._compute_loss(tr.model, batch)
-            loss.backward()
-            grads = torch.cat([p.grad.flatten() for p in tr.model.parameters() if p.grad is not None])
-            res.append((loss.item(), grads))
-        (lt_t, g_t), (lt_r, g_r) = res
-        rel_loss = abs(lt_r - lt_t) / max(abs(lt_t), 1e-12)
-        rel_grad = ((g_r - g_t).norm() / g_t.norm().clamp(min=1e-12)).item()
-        out["per_loss_type"][lt] = {
-            "loss_trl": lt_t,
-            "loss_r1": lt_r,
-            "rel_loss_diff": rel_loss,
-            "rel_grad_diff": rel_grad,
-            "clip_region_share": r1_tr._metrics["train"]["clip_ratio/region_mean"][-1],
+    for family, cases in option_families(beta, opsm_threshold).items():
+        rel_losses, rel_grads = [], []
+        for case in cases:
+            opts = {k: v for k, v in case.items() if k != "trl"}
+            inputs = dict(batch)
+            if opts.get("use_vllm"):
+                inputs["importance_sampling_ratio"] = rollout_correction(
+                    batch["old_per_token_logps"],
+                    batch["sampling_per_token_logps"],
+                    batch["completion_mask"],
+                    opts["vllm_importance_sampling_mode"],
+                    opts["vllm_importance_sampling_clip_min"],
+                    opts["vllm_importance_sampling_clip_max"],
+                )
+            res = []
+            for tr, extra in ((trl_tr, case.get("trl", {})), (r1_tr, {})):
+                with _options(tr, {**opts, **extra}):
+                    tr.current_gradient_accumulation_steps = 1
+                    tr.model.zero_grad(set_to_none=True)
+                    loss = tr._compute_loss(tr.model, inputs)
+                    loss.backward()
+                grads = torch.cat([p.grad.flatten() for p in tr.model.parameters() if p.grad is not None])
+                res.append((loss.item(), grads))
+            (lt_t, g_t), (lt_r, g_r) = res
+            rel_losses.append(abs(lt_r - lt_t) / max(abs(lt_t), 1e-12))
+            rel_grads.append(((g_r - g_t).norm() / g_t.norm().clamp(min=1e-12)).item())
+        out["per_family"][family] = {
+            "cases": len(cases),
+            "max_rel_loss_diff": max(rel_losses),
+            "max_rel_grad_diff": max(rel_grads),
         }
-        worst = max(worst, rel_loss, rel_grad)
+        worst = max(worst, *rel_losses, *rel_grads)
     out["max_rel_diff"] = worst
     out["equal"] = worst < 1e-4
     return out
+
+
+def _eq_summary(eq: dict) -> dict:
+    return {
+        "loss_equal": {
+            "equal": eq["equal"],
+            "max_rel_diff": float(f"{eq['max_rel_diff']:.3g}"),
+            "beta": eq["beta"],
+            "completion_tokens": eq["completion_tokens"],
+            "r1_scoring": eq["r1_scoring"],
+            "per_family": {
+                k: {kk: vv if isinstance(vv, int) else float(f"{vv:.3g}") for kk, vv in v.items()}
+                for k, v in eq["per_family"].items()
+            },
+        }
+    }
 
 
 def main() -> None:
@@ -244,6 +349,9 @@ def main() -> None:
         help="torch threads (1: on a shared 2-core machine 2 threads spin on each other)",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--equality-only", action="store_true", help="only the loss/gradient equality with TRL, no step timing"
+    )
     a = p.parse_args()
 
     import torch
@@ -258,6 +366,11 @@ def main() -> None:
     model, tok, desc, folder = load_model(a.model, a.seed)
     ds = dataset(tok, 2000)
     rewards, _weights = build_rewards(["accuracy", "format"])
+    if a.equality_only:
+        with contextlib.redirect_stdout(sys.stderr):
+            eq = loss_equality(model, tok, ds, rewards, a, folder)
+        print(json.dumps({"bench": "grpo_step", "model": desc, **_eq_summary(eq), "wall_s": round(time.perf_counter() - t0, 1)}))
+        return
     trainers = {
         name: build_trainer(
             cls, copy.deepcopy(model), tok, ds, rewards, make_config(f"/tmp/r1cli-bench-grpo/{name}", a)
@@ -315,16 +428,7 @@ def main() -> None:
         "meets_goal": statistics.median(pair_ratio) <= 0.7,
         "generation_share": {n: round(v, 3) for n, v in gen_share.items()},
         "mean_completion_length": {n: round(statistics.fmean(v), 1) for n, v in lengths.items()},
-        "loss_equal": {
-            "equal": eq["equal"],
-            "max_rel_diff": float(f"{eq['max_rel_diff']:.3g}"),
-            "beta": eq["beta"],
-            "completion_tokens": eq["completion_tokens"],
-            "r1_scoring": eq["r1_scoring"],
-            "per_loss_type": {
-                k: {kk: float(f"{vv:.6g}") for kk, vv in v.items()} for k, v in eq["per_loss_type"].items()
-            },
-        },
+        **_eq_summary(eq),
         "threads": a.threads,
         "load_avg_start_end": [round(load0, 2), round(os.getloadavg()[0], 2)],
         "wall_s": round(time.perf_counter() - t0, 1),

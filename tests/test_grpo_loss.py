@@ -9,7 +9,21 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from r1cli.grpo.loss import compute_advantages, grpo_loss, kl_k3, zero_variance_groups  # noqa: E402
+from r1cli.grpo.loss import (  # noqa: E402
+    adaptive_entropy_coef,
+    applied_entropy_coef,
+    compute_advantages,
+    compute_advantages_per_reward,
+    grpo_loss,
+    high_entropy_mask,
+    importance_log_weights,
+    kl_k3,
+    off_policy_sequence_mask,
+    rollout_correction,
+    rollout_mismatch,
+    vespo_weights,
+    zero_variance_groups,
+)
 
 LN2 = math.log(2.0)
 
@@ -312,3 +326,255 @@ def test_per_token_advantages_and_importance_weights():
     w = torch.full((2, 3), 0.5)
     c, _ = grpo_loss(logp, None, None, adv, mask, importance_weights=w)
     assert c.item() == pytest.approx(a.item() * 0.5)
+
+
+# ---------------------------------------------------------------- options beyond the paper: hand values
+
+LN = math.log
+
+
+def test_gspo_sequence_weight_and_gspo_token_hand_values():
+    old = torch.zeros(2, 3)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    logp = torch.tensor([[LN(2.0), 0.0, 9.9], [LN(0.5)] * 3], requires_grad=True)  # 9.9 sits in the padding
+    lw = importance_log_weights(logp, old, mask.float(), "sequence")
+    assert lw.shape == (2, 1)
+    assert torch.allclose(lw.exp(), torch.tensor([[math.sqrt(2)], [0.5]]))
+    adv = torch.tensor([1.0, -1.0])
+    # ε = 0.2: √2 > 1.2 with A > 0 and 0.5 < 0.8 with A < 0: both completions clipped, no gradient
+    loss, m = grpo_loss(logp, old, None, adv, mask, importance_sampling_level="sequence")
+    assert loss.item() == pytest.approx((-1.2 + 0.8) / 2, abs=1e-6)
+    assert torch.all(torch.autograd.grad(loss, logp)[0] == 0)
+    assert m["clip_ratio/region_mean"].item() == 1.0
+    # a wide range: unclipped; d/dℓ_t of -s_i A_i averaged = -s_i A_i / |o_i| / B on each real token
+    want_grad = torch.tensor([[-math.sqrt(2) / 4, -math.sqrt(2) / 4, 0.0], [1 / 12, 1 / 12, 1 / 12]])
+    for level in ("sequence", "sequence_token"):
+        kw = dict(epsilon=0.9, epsilon_high=1.0, importance_sampling_level=level)
+        loss, _ = grpo_loss(logp, old, None, adv, mask, **kw)
+        assert loss.item() == pytest.approx((-math.sqrt(2) + 0.5) / 2, abs=1e-6), level
+        (g,) = torch.autograd.grad(loss, logp)
+        assert torch.allclose(g, want_grad, atol=1e-6), level
+    # per-token advantages: GSPO-token weighs each token's gradient by its own advantage
+    per_tok = torch.tensor([[1.0, 2.0, 0.0], [-1.0, -1.0, -1.0]])
+    loss, _ = grpo_loss(logp, old, None, per_tok, mask, epsilon=0.9, epsilon_high=1.0, importance_sampling_level="sequence_token")
+    (g,) = torch.autograd.grad(loss, logp)
+    assert torch.allclose(g[0, :2], torch.tensor([-math.sqrt(2) / 4, -math.sqrt(2) / 2]), atol=1e-6)
+
+
+def test_two_sided_clipping_hand_values():
+    old = torch.zeros(2, 1)
+    logp = torch.tensor([[LN(5.0)], [LN(2.0)]], requires_grad=True)
+    adv = torch.tensor([-1.0, -1.0])
+    loss, _ = grpo_loss(logp, old, None, adv, torch.ones(2, 1), loss_type="bnpo", delta=3.0)
+    # -min(min(w, δ) A, clip(w) A): 5 is capped at 3 (no gradient), 2 stays (gradient -wA / 2 = 1)
+    assert loss.item() == pytest.approx((3 + 2) / 2, abs=1e-6)
+    (g,) = torch.autograd.grad(loss, logp)
+    assert g[0].item() == 0 and g[1].item() == pytest.approx(1.0)
+    without, _ = grpo_loss(logp, old, None, adv, torch.ones(2, 1), loss_type="bnpo")
+    assert without.item() == pytest.approx((5 + 2) / 2, abs=1e-6)
+
+
+def test_cispo_hand_values():
+    old = torch.zeros(1, 2)
+    logp = torch.tensor([[LN(6.0), LN(2.0)]], requires_grad=True)
+    loss, m = grpo_loss(logp, old, None, torch.tensor([1.0]), torch.ones(1, 2), loss_type="cispo", epsilon_high=5.0)
+    # -sg[min(w, 5)] A ℓ per token, token mean: the weight 6 is capped at 5 and both tokens keep a gradient
+    assert loss.item() == pytest.approx((-5 * LN(6) - 2 * LN(2)) / 2, abs=1e-6)
+    (g,) = torch.autograd.grad(loss, logp)
+    assert torch.allclose(g, torch.tensor([[-5 / 2, -2 / 2]]))
+    assert m["cispo_clip_ratio"].item() == 0.5
+
+
+def test_sapo_hand_values():
+    logp = torch.full((2, 1), -1.0, requires_grad=True)
+    adv = torch.tensor([1.0, -1.0])
+    loss, _ = grpo_loss(logp, None, None, adv, torch.ones(2, 1), loss_type="sapo")
+    # on-policy w = 1: -(4/τ) σ(0) A = -(2/τ) A with τ = 1 (A > 0) and 1.05 (A <= 0); gradient -A / B
+    assert loss.item() == pytest.approx((-2.0 + 2 / 1.05) / 2, abs=1e-6)
+    (g,) = torch.autograd.grad(loss, logp)
+    assert torch.allclose(g, torch.tensor([[-0.5], [0.5]]))
+    # off-policy w = 2, A = 1: -4 σ(1), gradient -4 σ(1)(1 - σ(1)) w
+    logp2 = torch.tensor([[LN(2.0)]], requires_grad=True)
+    loss2, _ = grpo_loss(logp2, torch.zeros(1, 1), None, torch.tensor([1.0]), torch.ones(1, 1), loss_type="sapo")
+    s = 1 / (1 + math.exp(-1))
+    assert loss2.item() == pytest.approx(-4 * s, abs=1e-6)
+    assert torch.autograd.grad(loss2, logp2)[0].item() == pytest.approx(-4 * s * (1 - s) * 2, abs=1e-6)
+
+
+def test_luspo_sums_each_completion():
+    logp, adv, mask = _onpolicy_case()
+    for level in ("token", "sequence"):  # rows: 2 tokens × -1, 3 tokens × 0.5, then the mean over completions
+        loss, _ = grpo_loss(logp, None, None, adv, mask, loss_type="luspo", importance_sampling_level=level)
+        assert loss.item() == pytest.approx((-2.0 + 1.5) / 2, abs=1e-7)
+    half, _ = grpo_loss(logp, None, None, adv, mask, loss_type="luspo", accumulation=2)
+    assert half.item() == pytest.approx(-0.25 / 2, abs=1e-7)
+
+
+def test_vespo_hand_values():
+    old = torch.zeros(2, 2)
+    logp = torch.tensor([[LN(2.0), 0.0], [LN(2.0), 0.0]], requires_grad=True)  # W = 2 in both rows
+    adv = torch.tensor([1.0, -1.0])
+    mask = torch.ones(2, 2)
+    phi = vespo_weights(adv[:, None], logp.detach() - old, mask)
+    # φ = e^λ W^k e^{-λW}: (k, λ) = (2, 3) for A >= 0, (3, 2) for A < 0
+    want = torch.tensor([[math.exp(3) * 4 * math.exp(-6)], [math.exp(2) * 8 * math.exp(-4)]])
+    assert torch.allclose(phi, want, rtol=1e-6)
+    assert torch.allclose(vespo_weights(adv[:, None], torch.zeros(2, 2), mask), torch.ones(2, 1))  # φ(1) = 1
+    # token-level rollout weights fold into W: c = (2, 1) doubles it
+    phi_c = vespo_weights(adv[:, None], logp.detach() - old, mask, torch.tensor([[2.0, 1.0]] * 2))
+    assert phi_c[0].item() == pytest.approx(math.exp(3) * 16 * math.exp(-12), rel=1e-6)
+    loss, m = grpo_loss(logp, old, None, adv, mask, loss_type="vespo")
+    # -sg[φ] A ℓ, token sum / 4 tokens
+    p0, p1 = want[0].item(), want[1].item()
+    assert loss.item() == pytest.approx((-p0 * LN(2) + p1 * LN(2)) / 4, rel=1e-6)
+    (g,) = torch.autograd.grad(loss, logp)
+    assert torch.allclose(g, torch.tensor([[-p0 / 4] * 2, [p1 / 4] * 2]), rtol=1e-6)
+    assert m["vespo/phi_seq_mean"].item() == pytest.approx((p0 + p1) / 2, rel=1e-6)
+
+
+def test_high_entropy_mask_hand_values():
+    ent = torch.tensor([[1.0, 2.0, 99.0], [3.0, 4.0, 5.0]])  # 99 is padding
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    # the 0.6-quantile of 1..5 (linear interpolation) is 3.4: tokens 4 and 5 stay
+    keep = high_entropy_mask(ent, mask, 0.4)
+    assert keep.tolist() == [[False, False, False], [False, True, True]]
+    assert high_entropy_mask(ent, mask, 0.0).sum().item() == 1  # only the highest
+    assert high_entropy_mask(ent, mask, 1.0).tolist() == mask.bool().tolist()
+    assert high_entropy_mask(ent, mask, 0.5, pool=torch.tensor([10.0, 20.0])).sum().item() == 0
+    logp, adv, _ = _onpolicy_case()
+    loss, m = grpo_loss(logp, None, None, adv, mask, loss_type="bnpo", entropies=ent, top_entropy_quantile=0.4)
+    # only row 1's last two tokens (A = -0.5) keep their policy term; bnpo still divides by all 5 tokens
+    assert loss.item() == pytest.approx(2 * 0.5 / 5, abs=1e-7)
+    assert m["entropy_mask/kept_share"].item() == pytest.approx(2 / 5)
+
+
+def test_off_policy_sequence_mask_hand_values():
+    adv = torch.tensor([[1.0], [-1.0], [-0.5], [-1.0]])
+    logp = torch.zeros(4, 2)
+    sampling = torch.tensor([[1.0, 1.0], [0.5, 0.7], [0.1, 0.1], [float("nan"), 1.2]])
+    mask = torch.ones(4, 2)
+    # mean drifts 1 (A > 0: kept), 0.6 > 0.5 (dropped), 0.1 (kept), NaN counts 0 -> 0.6 (dropped)
+    keep = off_policy_sequence_mask(adv, logp, sampling, mask, 0.5)
+    assert keep.squeeze(1).tolist() == [1.0, 0.0, 1.0, 0.0]
+    lp = torch.full((4, 2), -1.0, requires_grad=True)
+    s = sampling - 1.0  # the same drifts against ℓ = -1
+    loss, m = grpo_loss(lp, None, None, adv, mask, off_policy_mask_threshold=0.5, sampling_per_token_logps=s)
+    assert loss.item() == pytest.approx((-1.0 + 0.0 + 0.5 + 0.0) / 4, abs=1e-6)
+    assert m["off_policy_mask/masked_share"].item() == 0.5
+    # without sampler log-probs the drift is measured against π_old
+    old = lp.detach() + torch.tensor([[0.0], [0.9], [0.0], [0.0]])
+    _, m2 = grpo_loss(lp, old, None, adv, mask, off_policy_mask_threshold=0.5)
+    assert m2["off_policy_mask/masked_share"].item() == 0.25
+
+
+def test_rollout_correction_four_modes_hand_values():
+    old = torch.tensor([[LN(2.0), LN(4.0)], [-LN(8.0), 7.0]])
+    sampling = torch.tensor([[0.0, 0.0], [0.0, 3.0]])
+    mask = torch.tensor([[1, 1], [1, 0]])  # [1, 1] is padding: weight 1 whatever the log-probs say
+
+    def rc(mode, lo, hi):
+        out = rollout_correction(old, sampling, mask, mode, lo, hi)
+        assert out.shape == ((2, 2) if mode.startswith("token") else (2, 1))
+        return out.flatten().tolist()
+
+    assert rc("token_truncate", None, 3.0) == pytest.approx([2.0, 3.0, 0.125, 1.0])
+    assert rc("token_truncate", 0.2, 3.0) == pytest.approx([2.0, 3.0, 0.2, 1.0])
+    assert rc("token_mask", 0.2, 3.0) == pytest.approx([2.0, 0.0, 0.0, 1.0])
+    assert rc("sequence_truncate", None, 3.0) == pytest.approx([3.0, 0.125])  # exp(ln 8) -> 3
+    assert rc("sequence_mask", 0.2, 3.0) == [0.0, 0.0]
+    assert rc("sequence_mask", 0.1, 10.0) == pytest.approx([8.0, 0.125])
+    nan = sampling.clone()
+    nan[0, 0] = float("nan")  # a token the sampler could not score: no correction
+    assert rollout_correction(old, nan, mask, "token_truncate", None, 3.0)[0, 0].item() == 1.0
+    with pytest.raises(ValueError, match="clip_min or clip_max"):
+        rc("token_truncate", None, None)
+    # the weights multiply the policy term only
+    logp, adv, m = _onpolicy_case()
+    w = torch.tensor([[2.0], [0.0]])
+    loss, met = grpo_loss(logp, None, None, adv, m, importance_weights=w)
+    assert loss.item() == pytest.approx(-2.0 / 2, abs=1e-7)
+    assert met["rollout_weight/min"].item() == 0 and met["rollout_weight/max"].item() == 2
+
+
+def test_rollout_mismatch_hand_values():
+    train = torch.tensor([[LN(2.0), -LN(2.0)], [0.0, 5.0]])
+    sampling = torch.tensor([[0.0, 0.0], [0.0, float("nan")]])
+    m = rollout_mismatch(train, sampling, torch.ones(2, 2))  # d = ln 2, -ln 2, 0 (NaN left out)
+    assert m["mismatch/kl"].item() == pytest.approx(((1 - LN(2)) + (LN(2) - 0.5) + 0) / 3, abs=1e-6)
+    assert m["mismatch/abs_logp_diff_mean"].item() == pytest.approx(2 * LN(2) / 3, abs=1e-6)
+    assert m["mismatch/abs_logp_diff_max"].item() == pytest.approx(LN(2), abs=1e-6)
+    assert m["mismatch/ratio_min"].item() == pytest.approx(0.5) and m["mismatch/ratio_max"].item() == pytest.approx(2)
+
+
+def test_bias_corrected_kl_hand_values():
+    old = torch.zeros(1, 1)
+    logp = torch.tensor([[LN(2.0)]], requires_grad=True)  # w = 2
+    ref = logp.detach() + LN(2.0)  # d = ln 2: k3 = 1 - ln 2
+    kw = dict(beta=1.0, loss_type="bnpo")
+    zero = torch.tensor([0.0])  # A = 0: only the KL term
+    plain, m = grpo_loss(logp, old, ref, zero, torch.ones(1, 1), **kw)
+    assert plain.item() == pytest.approx(1 - LN(2), abs=1e-6) and m["kl"].item() == pytest.approx(1 - LN(2))
+    assert torch.autograd.grad(plain, logp)[0].item() == pytest.approx(1 - 2.0)  # 1 - e^d
+    corrected, m = grpo_loss(logp, old, ref, zero, torch.ones(1, 1), use_bias_correction_kl=True, **kw)
+    # w k3, and d/dℓ (w k3) = w (k3 + 1 - e^d) = 2 (1 - ln 2 - 1) = -2 ln 2
+    assert corrected.item() == pytest.approx(2 * (1 - LN(2)), abs=1e-6)
+    assert torch.autograd.grad(corrected, logp)[0].item() == pytest.approx(-2 * LN(2), abs=1e-6)
+    assert m["kl"].item() == pytest.approx(2 * (1 - LN(2)), abs=1e-6)
+
+
+def test_entropy_bonus_hand_values():
+    logp, adv, mask = _onpolicy_case()
+    ent = torch.tensor([[1.0, 2.0, 99.0], [3.0, 3.0, 3.0]], requires_grad=True)
+    loss, m = grpo_loss(logp, None, None, adv, mask, entropies=ent, entropy_coef=0.1, accumulation=2)
+    # (policy - α H̄) / accumulation with H̄ = 12 / 5
+    assert loss.item() == pytest.approx((-0.25 - 0.1 * 12 / 5) / 2, abs=1e-6)
+    (g,) = torch.autograd.grad(loss, ent)
+    assert torch.allclose(g, -0.1 / (2 * 5) * mask.float())
+    assert m["policy_loss"].item() == pytest.approx(-0.25) and m["bonus_entropy"].item() == pytest.approx(2.4)
+    # token-level losses carry the accumulation in num_items; the bonus is still divided by it
+    loss_d, _ = grpo_loss(
+        logp, None, None, adv, mask, loss_type="dapo", num_items=10, entropies=ent, entropy_coef=0.1, accumulation=2
+    )
+    assert loss_d.item() == pytest.approx((-2.0 + 1.5) / 10 - 0.1 * 2.4 / 2, abs=1e-6)
+    # with the entropy mask the bonus is over the kept tokens only
+    _, m2 = grpo_loss(logp, None, None, adv, mask, entropies=ent, entropy_coef=0.1, top_entropy_quantile=0.5)
+    assert m2["bonus_tokens"].item() < 5
+
+
+def test_adaptive_entropy_coefficient_rule():
+    kw = dict(target=0.2, delta=0.01, coef_min=0.0, coef_max=0.055)
+    assert adaptive_entropy_coef(0.05, 0.1, **kw) == pytest.approx(0.055)  # below target: up, capped
+    assert adaptive_entropy_coef(0.05, 0.2, **kw) == pytest.approx(0.055)  # at the target counts as below
+    assert adaptive_entropy_coef(0.05, 0.3, **kw) == pytest.approx(0.04)  # above: down
+    assert adaptive_entropy_coef(0.005, 0.3, **kw) == 0.0  # floored
+    assert applied_entropy_coef(0.05, math.inf, 0.2, adaptive=True) == 0.0  # no measurement yet
+    assert applied_entropy_coef(0.05, 0.1, 0.2, adaptive=True) == 0.05
+    assert applied_entropy_coef(0.05, 0.3, 0.2, adaptive=True) == 0.0
+    assert applied_entropy_coef(0.05, 0.3, 0.2, adaptive=False) == 0.05
+
+
+def test_gdpo_advantages_match_a_python_loop():
+    nan = float("nan")
+    r = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 3.0], [1.0, nan], [2.0, 4.0], [0.0, 1.0], [nan, nan], [5.0, 2.0]])
+    w = [1.0, 0.5]
+    got = compute_advantages_per_reward(r, torch.tensor(w), 4)
+    rows = r.tolist()
+    total = []
+    for i, row in enumerate(rows):
+        g0 = (i // 4) * 4
+        s, scored = 0.0, False
+        for k in range(2):
+            if math.isnan(row[k]):
+                continue
+            vals = [rows[j][k] for j in range(g0, g0 + 4) if not math.isnan(rows[j][k])]
+            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            s += w[k] * (row[k] - statistics.fmean(vals)) / (sd + 1e-4)
+            scored = True
+        total.append(s if scored else None)
+    vals = [t for t in total if t is not None]
+    m, sd = statistics.fmean(vals), statistics.stdev(vals)
+    want = [0.0 if t is None else (t - m) / (sd + 1e-4) for t in total]
+    assert got.tolist() == pytest.approx(want, abs=1e-5)
+    assert got[6] == 0
+    with pytest.raises(ValueError, match="weights"):
+        compute_advantages_per_reward(r, torch.tensor([1.0]), 4)

@@ -3,6 +3,7 @@ stored old log-probs, dynamic sampling, and RLConfig loading. One tokenizer and 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import string
 
@@ -11,7 +12,13 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-from r1cli.grpo.loss import compute_advantages, grpo_loss, zero_variance_groups  # noqa: E402
+from r1cli.grpo.loss import (  # noqa: E402
+    CLIPPED_LOSSES,
+    LOSS_TYPES,
+    compute_advantages,
+    grpo_loss,
+    zero_variance_groups,
+)
 
 G = 4
 
@@ -252,6 +259,313 @@ def test_old_logprobs_are_the_samplers_when_iterating(tok, dataset, tmp_path):
     assert torch.allclose(batch2["old_per_token_logps"][m2], fresh2[m2], atol=1e-4)
 
 
+# ------------------------------------------------------------------ every loss option against TRL's _compute_loss
+
+_ARG_OPTIONS = ("delta", "use_bias_correction_kl", "entropy_target", "entropy_coef_delta")
+
+
+@contextlib.contextmanager
+def _options(tr, **opts):
+    """Set loss options where TRL's `_compute_loss` reads them (the trainer, or `args` for `_ARG_OPTIONS`) and put
+    the previous values back afterwards."""
+    saved = []
+    for k, v in opts.items():
+        owner = tr.args if k in _ARG_OPTIONS else tr
+        saved.append((owner, k, getattr(owner, k)))
+        setattr(owner, k, v)
+    try:
+        yield
+    finally:
+        for owner, k, v in reversed(saved):
+            setattr(owner, k, v)
+
+
+def _loss_and_grad(fn, tr, batch):
+    """One loss evaluation as a training micro-step: (loss, flat parameter gradient)."""
+    tr.model.zero_grad(set_to_none=True)
+    loss = fn(tr, tr.model, batch)
+    loss.backward()
+    grad = torch.cat([p.grad.flatten() for p in tr.model.parameters() if p.grad is not None])
+    return loss.detach(), grad
+
+
+def _trl_vs_r1(tr, batch, trl_opts=None, **opts):
+    """TRL's `GRPOTrainer._compute_loss` and R1GRPOTrainer's on the same trainer state and batch: relative
+    differences of the loss and of the parameter gradient, and the metrics each logged."""
+    from trl import GRPOTrainer
+
+    from r1cli.grpo.trainer import R1GRPOTrainer
+
+    opts.setdefault("_entropy_bonus_enabled", opts.get("entropy_coef", 0.0) != 0.0)
+    out = []
+    for fn, extra in ((GRPOTrainer._compute_loss, trl_opts or {}), (R1GRPOTrainer._compute_loss, {})):
+        tr._metrics["train"].clear()
+        with _options(tr, **{**opts, **extra}):
+            loss, grad = _loss_and_grad(fn, tr, batch)
+        out.append((loss, grad, {k: v[-1] for k, v in tr._metrics["train"].items()}))
+    (l_t, g_t, m_t), (l_r, g_r, m_r) = out
+    assert torch.isfinite(l_t) and g_t.norm() > 0
+    rel_loss = (abs(l_r - l_t) / l_t.abs().clamp(min=1e-6)).item()
+    rel_grad = ((g_r - g_t).norm() / g_t.norm()).item()
+    return rel_loss, rel_grad, m_t, m_r
+
+
+def _vllm_like_batch(tr, dataset, mode, clip_min, clip_max, seed):
+    """A batch scored by TRL's vLLM path: r1's sampler stands in for vLLM, its log-probs moved by noise (the
+    sampler-vs-trainer mismatch); TRL computes π_old by a forward and the rollout weights of `mode`."""
+    g = torch.Generator().manual_seed(seed)
+    generate = tr._generate
+
+    def vllm_like(prompts):
+        tr.use_vllm = False
+        try:
+            out = list(generate(prompts))
+        finally:
+            tr.use_vllm = True
+        out[4] = [[x + 0.1 * torch.randn((), generator=g).item() for x in row] for row in out[4]]
+        return tuple(out)
+
+    tr._generate = vllm_like
+    opts = dict(
+        use_vllm=True,
+        vllm_importance_sampling_correction=True,
+        vllm_importance_sampling_mode=mode,
+        vllm_importance_sampling_clip_min=clip_min,
+        vllm_importance_sampling_clip_max=clip_max,
+    )
+    try:
+        with _options(tr, **opts):
+            batch = _batch(tr, dataset)
+    finally:
+        del tr._generate
+    return batch
+
+
+@pytest.fixture(scope="module")
+def offpolicy(tok, dataset, tmp_path_factory):
+    """A trainer (β = 0.04, 2 accumulation steps) and a batch as a vLLM run leaves it (sampler log-probs off the
+    trainer's, π_old), after which the policy moved (as after an optimizer step) and the advantages were redrawn
+    with both signs, so that every clip, mask and weight has something to act on."""
+    tr = _trainer(tok, dataset, tmp_path_factory.mktemp("offpolicy"), beta=0.04)
+    tr.current_gradient_accumulation_steps = 2
+    batch = _vllm_like_batch(tr, dataset, "token_truncate", 0.8, 1.25, seed=1)
+    del batch["importance_sampling_ratio"]  # no rollout correction here (the tests that want it turn it on)
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for p in tr.model.parameters():
+            p.add_(0.03 * torch.randn(p.shape, generator=g))
+    batch["advantages"] = torch.randn(batch["advantages"].shape, generator=g)
+    return tr, batch
+
+
+def _opsm_threshold(tr, batch):
+    """A median of the mean drifts (sampler - policy) of the negative-advantage completions: half are dropped."""
+    with torch.no_grad():
+        lp = _forward_logps(tr.model, batch)
+    m = batch["completion_mask"].float()
+    drift = ((batch["sampling_per_token_logps"] - lp) * m).sum(1) / m.sum(1).clamp(min=1)
+    neg = drift[batch["advantages"] < 0].sort().values  # between two drifts: no ties to round
+    return ((neg[len(neg) // 2 - 1] + neg[len(neg) // 2]) / 2).item()
+
+
+def _case(loss_type, flags, tr, batch):
+    opts = {"loss_type": loss_type, "epsilon_high": 5.0 if loss_type == "cispo" else 0.28}
+    if flags == "all":  # every per-token mask and weight, the bias-corrected KL and the entropy bonus
+        opts.update(
+            top_entropy_quantile=0.5,
+            off_policy_mask_threshold=_opsm_threshold(tr, batch),
+            use_bias_correction_kl=True,
+            entropy_coef=0.01,
+        )
+        if loss_type in CLIPPED_LOSSES:
+            opts["delta"] = 1.3  # binds: a few negative-advantage tokens have ratios above it
+    return opts
+
+
+@pytest.mark.parametrize("flags", ["plain", "all"])
+@pytest.mark.parametrize("level", ["token", "sequence"])
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_every_loss_option_equals_trl(offpolicy, loss_type, level, flags):
+    tr, batch = offpolicy
+    opts = _case(loss_type, flags, tr, batch)
+    rel_loss, rel_grad, m_t, m_r = _trl_vs_r1(tr, batch, importance_sampling_level=level, **opts)
+    assert rel_loss < 1e-5 and rel_grad < 1e-5, (rel_loss, rel_grad)
+    if level == "token":  # TRL weights completion-level metrics per completion, r1 per token
+        for k in ("kl", "entropy", "clip_ratio/region_mean", "cispo_clip_ratio"):
+            if k in m_t:
+                assert m_r[k] == pytest.approx(m_t[k], rel=1e-5, abs=1e-7), k
+    if flags == "all":  # the options did act
+        assert m_r["entropy_mask/kept_share"] == pytest.approx(0.5, abs=0.05)
+        assert 0 < m_r["off_policy_mask/masked_share"] < 1
+        assert "policy_loss" in m_r and "entropy_coef" in m_r
+    if loss_type in CLIPPED_LOSSES and level == "token":  # (a completion's mean log-ratio rarely leaves the range)
+        assert m_r["clip_ratio/region_mean"] > 0
+
+
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_gspo_token_equals_trl_gspo_with_sequence_advantages(offpolicy, loss_type):
+    """GSPO-token is GSPO in value and gradient when each completion has one advantage and no per-token factor
+    enters; the off-policy mask (per completion) and the entropy bonus keep it so."""
+    tr, batch = offpolicy
+    opts = _case(loss_type, "plain", tr, batch)
+    opts.update(off_policy_mask_threshold=_opsm_threshold(tr, batch), entropy_coef=0.01)
+    opts["importance_sampling_level"] = "sequence_token"
+    trl_opts = {"importance_sampling_level": "sequence"}
+    rel_loss, rel_grad, _, _ = _trl_vs_r1(tr, batch, trl_opts, **opts)
+    assert rel_loss < 1e-5 and rel_grad < 1e-5, (rel_loss, rel_grad)
+
+
+@pytest.mark.parametrize(
+    "mode,clip_min,clip_max",
+    [
+        ("token_truncate", 0.9, 1.1),
+        ("token_mask", 0.9, 1.1),
+        ("sequence_truncate", None, 1.2),
+        ("sequence_mask", 0.9, 1.1),
+    ],
+)
+def test_rollout_correction_equals_trls_vllm_weights(offpolicy, dataset, mode, clip_min, clip_max):
+    from r1cli.grpo.loss import rollout_correction
+
+    tr, _ = offpolicy
+    batch = _vllm_like_batch(tr, dataset, mode, clip_min, clip_max, seed=3)
+    want = batch["importance_sampling_ratio"]  # TRL's, computed while scoring the batch
+    m = batch["completion_mask"]
+    got = rollout_correction(
+        batch["old_per_token_logps"], batch["sampling_per_token_logps"], m, mode, clip_min, clip_max
+    )
+    assert got.shape == want.shape and torch.allclose(got, want, rtol=1e-6, atol=1e-7)
+    sel = got[m.bool()] if mode.startswith("token") else got
+    assert ((sel > 0) & (sel != 1)).any()  # weights that act, and some cut by the bounds:
+    assert (sel == 0).any() if mode.endswith("mask") else (sel == clip_max).any()
+    # the loss with the weights: TRL multiplies its stored ones, r1 recomputes them from the log-probs
+    batch["advantages"] = torch.randn(batch["advantages"].shape, generator=torch.Generator().manual_seed(4))
+    correction = dict(
+        use_vllm=True,
+        vllm_importance_sampling_correction=True,
+        vllm_importance_sampling_mode=mode,
+        vllm_importance_sampling_clip_min=clip_min,
+        vllm_importance_sampling_clip_max=clip_max,
+    )
+    for loss_type in ("grpo", "vespo" if mode.startswith("token") else "dapo"):
+        rel_loss, rel_grad, _, m_r = _trl_vs_r1(tr, batch, loss_type=loss_type, **correction)
+        assert rel_loss < 1e-5 and rel_grad < 1e-5, (loss_type, rel_loss, rel_grad)
+        assert m_r["mismatch/abs_logp_diff_mean"] > 0.01  # the sampler noise shows in the metrics
+
+
+
+def test_r1_sampler_mismatch_is_logged_and_corrected(tok, dataset, tmp_path):
+    """r1's own sampler: its log-probs against the training forward are logged (mismatch/*); with
+    sampler_importance_sampling_correction the policy term is weighted by π_old/π_sampler (π_old = this forward,
+    μ = 1), here on sampler log-probs moved by noise as a bf16 sampler's would be."""
+    from r1cli.grpo.loss import rollout_correction
+
+    tr = _trainer(
+        tok,
+        dataset,
+        tmp_path,
+        sampler_importance_sampling_correction=True,
+        vllm_importance_sampling_mode="token_mask",
+        vllm_importance_sampling_clip_min=0.9,
+        vllm_importance_sampling_clip_max=1.1,
+    )
+    tr.current_gradient_accumulation_steps = 1
+    batch = _batch(tr, dataset)
+    assert "old_per_token_logps" not in batch  # μ = 1: π_old is the gradient forward itself
+    batch["advantages"] = torch.randn(batch["advantages"].shape, generator=torch.Generator().manual_seed(5))
+    tr._compute_loss(tr.model, batch)
+    metrics = {k: v[-1] for k, v in tr._metrics["train"].items()}
+    # float32 KV-cached sampling vs one forward: the same distribution up to rounding
+    assert 0 <= metrics["mismatch/kl"] < 1e-8 and metrics["mismatch/abs_logp_diff_max"] < 1e-4
+    assert metrics["rollout_weight/mean"] == pytest.approx(1.0, abs=1e-4)
+    noisy = dict(batch)
+    g = torch.Generator().manual_seed(6)
+    noisy["sampling_per_token_logps"] = batch["sampling_per_token_logps"] + 0.1 * torch.randn(
+        batch["sampling_per_token_logps"].shape, generator=g
+    )
+    ours = tr._compute_loss(tr.model, noisy)
+    assert tr._metrics["train"]["mismatch/abs_logp_diff_mean"][-1] > 0.05
+    lp = _forward_logps(tr.model, batch).detach()
+    m = batch["completion_mask"]
+    w = rollout_correction(lp, noisy["sampling_per_token_logps"], m, "token_mask", 0.9, 1.1)
+    assert ((w == 0) & m.bool()).any()  # some tokens are masked out
+    want, _ = grpo_loss(lp, None, None, batch["advantages"], m, importance_weights=w, entropies=None)
+    assert ours.item() == pytest.approx(want.item(), rel=1e-4, abs=1e-6)
+    plain, _ = grpo_loss(lp, None, None, batch["advantages"], m)
+    assert abs(ours.item() - plain.item()) > 1e-3
+
+
+def test_adaptive_entropy_controller_equals_trl(offpolicy):
+    """Two micro-steps of one optimizer step: the bonus uses the coefficient of the previous step; at the step's
+    end the coefficient moves by entropy_coef_delta towards the target, measured over both micro-steps."""
+    from trl import GRPOTrainer
+
+    from r1cli.grpo.trainer import R1GRPOTrainer
+
+    tr, batch = offpolicy
+    gs = tr.accelerator.gradient_state
+    results = []
+    opts = dict(
+        entropy_coef=0.05,
+        use_adaptive_entropy=True,
+        _entropy_bonus_enabled=True,
+        entropy_target=100.0,
+        entropy_coef_delta=0.01,
+    )
+    for fn in (GRPOTrainer._compute_loss, R1GRPOTrainer._compute_loss):
+        with _options(tr, **opts, _last_world_entropy=1.0, _entropy_window_stats=None):
+            steps = []
+            for sync in (False, True):
+                gs._set_sync_gradients(sync)
+                steps.append(_loss_and_grad(fn, tr, batch))
+            results.append((steps, tr.entropy_coef, tr._last_world_entropy))
+    gs._set_sync_gradients(True)
+    (s_t, coef_t, h_t), (s_r, coef_r, h_r) = results
+    assert coef_t == pytest.approx(0.06) and coef_r == pytest.approx(coef_t)
+    assert h_r == pytest.approx(h_t, rel=1e-6)
+    for (l_t, g_t), (l_r, g_r) in zip(s_t, s_r, strict=True):
+        assert l_r.item() == pytest.approx(l_t.item(), rel=1e-5)
+        assert ((g_r - g_t).norm() / g_t.norm()).item() < 1e-5
+
+
+def test_gdpo_advantages_equal_trls(tok, dataset, tmp_path):
+    """multi_objective_aggregation normalize_then_sum: r1's advantages are TRL's, including a reward function that
+    returns None for some completions."""
+    from r1cli.grpo.trainer import R1GRPOTrainer
+
+    def digits(completions, kind, **kw):
+        pairs = zip(completions, kind, strict=True)
+        return [None if k == "flat" else float(sum(ch.isdigit() for ch in c)) for c, k in pairs]
+
+    args = _args(
+        tmp_path,
+        multi_objective_aggregation="normalize_then_sum",
+        rewards=[{"name": "accuracy"}, {"name": "format", "weight": 0.5}],
+    )
+    tr = R1GRPOTrainer(
+        model=_model(tok),
+        reward_funcs=[length_reward, digits],
+        args=args,
+        train_dataset=dataset,
+        processing_class=tok,
+    )
+    seen = {}
+    score_once = tr._score_once
+
+    def spy(inputs):
+        out, rewards = score_once(inputs)
+        seen["trl"] = out["advantages"].clone()  # TRL's, before r1 replaces them
+        return out, rewards
+
+    tr._score_once = spy
+    batch = _batch(tr, dataset)
+    assert torch.allclose(batch["advantages"], seen["trl"], atol=1e-5)
+    assert batch["advantages"].abs().max() > 0.1
+    assert not torch.allclose(
+        batch["advantages"], compute_advantages(tr._total_rewards(tr._raw_rewards), G, "group"), atol=1e-2
+    )
+
+
 def test_a_few_training_steps_with_kl_and_two_iterations(tok, dataset, tmp_path):
     model = _model(tok)
     before = copy.deepcopy(model.state_dict())
@@ -387,13 +701,81 @@ def test_rlconfig_loads_with_precedence_and_rejects_unknown_keys(tmp_path):
         (["nope=1"], "unknown config key"),
         (["loss_type=ppo"], "loss_type"),
         (["scale_rewards=yes"], "scale_rewards"),
-        (["importance_sampling_level=sequence"], "not supported"),
+        (["importance_sampling_level=seq"], "importance_sampling_level"),
+        (["loss_type=cispo"], "epsilon_high"),
         (["rewards=[]"], "rewards is empty"),
         (["rewards=[{name: nope}]"], "unknown reward"),
         (["rewards=[{name: accuracy, scale: 2}]"], "expected keys"),
     ):
         with pytest.raises(ConfigError, match=msg):
             load_config(RLConfig, None, bad)
+
+
+
+@pytest.mark.parametrize(
+    "bad,msg",
+    [
+        (["loss_type=cispo", "epsilon_high=0.28"], "epsilon_high >= 1"),
+        (["loss_type=sapo", "delta=4"], "unset delta"),
+        (["delta=1.1"], "must exceed 1 \\+ epsilon_high"),
+        (["loss_type=sapo", "sapo_temperature_neg=0"], "sapo_temperature"),
+        (["vespo_lambda_pos=0"], "vespo_lambda_pos"),
+        (["top_entropy_quantile=1.5"], "top_entropy_quantile"),
+        (["use_adaptive_entropy=true", "entropy_coef=2"], "entropy_coef_min <= entropy_coef"),
+        (["use_adaptive_entropy=true", "entropy_coef_delta=0"], "entropy_coef_delta"),
+        (["off_policy_mask_threshold=0"], "off_policy_mask_threshold"),
+        (["multi_objective_aggregation=normalize_then_sum", "dynamic_sampling=true"], "dynamic_sampling"),
+        (["vllm_importance_sampling_mode=token"], "vllm_importance_sampling_mode"),
+        (
+            ["loss_type=vespo", "sampler_importance_sampling_correction=true"],
+            "token_truncate or token_mask",
+        ),
+        (["sampler_importance_sampling_correction=true", "fast_generation=false"], "fast_generation: true"),
+        (["sampler_importance_sampling_correction=true", "use_vllm=true"], "vllm_importance_sampling_correction"),
+        (
+            [
+                "sampler_importance_sampling_correction=true",
+                "vllm_importance_sampling_correction=false",  # (TRL's own check covers it otherwise)
+                "vllm_importance_sampling_mode=token_truncate",
+                "vllm_importance_sampling_clip_max=null",
+            ],
+            "clip_min or _clip_max",
+        ),
+    ],
+)
+def test_rlconfig_checks_every_loss_option(bad, msg):
+    from r1cli.config import load_config
+    from r1cli.errors import ConfigError
+    from r1cli.grpo.config import RLConfig
+
+    with pytest.raises(ConfigError, match=msg):
+        load_config(RLConfig, None, bad)
+
+
+def test_rlconfig_takes_every_loss_option_together():
+    from r1cli.config import load_config
+    from r1cli.grpo.config import RLConfig
+
+    c = load_config(
+        RLConfig,
+        None,
+        [
+            "loss_type=luspo",
+            "importance_sampling_level=sequence_token",
+            "delta=4",
+            "epsilon_high=0.28",
+            "use_bias_correction_kl=true",
+            "beta=0.01",
+            "top_entropy_quantile=0.2",
+            "entropy_coef=0.01",
+            "use_adaptive_entropy=true",
+            "off_policy_mask_threshold=0.5",
+            "multi_objective_aggregation=normalize_then_sum",
+            "sampler_importance_sampling_correction=true",
+            "vllm_importance_sampling_mode=token_mask",
+        ],
+    )
+    assert (c.loss_type, c.importance_sampling_level, c.delta) == ("luspo", "sequence_token", 4.0)
 
 
 def test_sample_table_samples_jsonl_and_throughput_metrics(tok, dataset, tmp_path, capsys):

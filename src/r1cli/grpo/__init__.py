@@ -8,7 +8,11 @@ from typing import Any
 
 _NAMES = {
     "compute_advantages": "r1cli.grpo.loss",
+    "compute_advantages_per_reward": "r1cli.grpo.loss",
     "grpo_loss": "r1cli.grpo.loss",
+    "per_token_policy_loss": "r1cli.grpo.loss",
+    "aggregate_loss": "r1cli.grpo.loss",
+    "rollout_correction": "r1cli.grpo.loss",
     "kl_k3": "r1cli.grpo.loss",
     "zero_variance_groups": "r1cli.grpo.loss",
     "RLConfig": "r1cli.grpo.config",

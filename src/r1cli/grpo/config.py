@@ -7,6 +7,10 @@ Defaults that differ from TRL's, and why:
   activations costs a third of the step and saves memory nobody needs; turn it on for large models.
 - `bf16: null` resolves to true only on a GPU (TRL: always true unless fp16), so CPU runs stay float32.
 - `use_bias_correction_kl: false` (TRL: true): the paper's KL term, without DeepSeek-V3.2's importance weight.
+
+Every loss option TRL 1.16 has is implemented by `r1cli.grpo.loss` (plus GSPO-token, `importance_sampling_level:
+sequence_token`, and `sampler_importance_sampling_correction` for r1's own sampler) and checked here, in
+`_check_loss_options`, with a message that says what to change.
 - `logging_steps: 1`, `report_to: none`, `seed: 0`.
 
 `AlignConfig` (the all-scenario RL stage) lives in `r1cli.stages.align_config`.
@@ -14,6 +18,7 @@ Defaults that differ from TRL's, and why:
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,28 +27,14 @@ from typing import Any, Literal, Optional
 from trl import GRPOConfig
 
 from r1cli.configs import ModelArgs, TrainerOverrides
-from r1cli.prompts import R1_INSTRUCTION
-
-# TRL options that change the loss or the advantages in ways r1cli.grpo.loss does not implement: rejected up front
-# instead of silently ignored. (name, the value that means "off", what to do)
-UNSUPPORTED_TRL_OPTIONS: tuple[tuple[str, Any, str], ...] = (
-    (
-        "importance_sampling_level",
-        "token",
-        "r1cli computes token-level ratios only (GSPO's 'sequence' is not here)",
-    ),
-    (
-        "multi_objective_aggregation",
-        "sum_then_normalize",
-        "rewards are summed (with weights), then normalised",
-    ),
-    ("off_policy_mask_threshold", None, "off-policy sequence masking is not implemented"),
-    ("top_entropy_quantile", 1.0, "entropy-based token masking is not implemented"),
-    ("entropy_coef", 0.0, "no entropy bonus in the paper's objective"),
-    ("use_adaptive_entropy", False, "no entropy bonus in the paper's objective"),
-    ("delta", None, "two-sided clipping is not implemented"),
-    ("use_bias_correction_kl", False, "the KL is the paper's k3 estimator, without importance correction"),
+from r1cli.grpo.loss import (
+    CLIPPED_LOSSES,
+    IMPORTANCE_SAMPLING_LEVELS,
+    LOSS_TYPES,
+    MULTI_OBJECTIVE_AGGREGATIONS,
+    ROLLOUT_CORRECTION_MODES,
 )
+from r1cli.prompts import R1_INSTRUCTION
 
 
 @dataclass
@@ -166,12 +157,50 @@ class RLConfig(TrainerOverrides, GRPOConfig, ModelArgs):
         },
     )
     # --- TRL options whose r1cli default or type differs (see the module docstring)
-    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo"] = field(
+    loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo"] = field(
         default="grpo",
         metadata={
-            "help": "Loss aggregation: grpo (the paper: mean over each completion's tokens, then over completions), "
-            "bnpo (mean over the batch's tokens), dr_grpo (token sum / (B × max_completion_length)), dapo "
-            "(token-level over the whole generation batch)."
+            "help": "Policy objective and aggregation (equations in r1cli/grpo/loss.py): grpo (the paper: clipped "
+            "surrogate, mean over each completion's tokens, then over completions), bnpo (mean over the batch's "
+            "tokens), dr_grpo (token sum / (B × max_completion_length)), dapo (token-level over the whole "
+            "generation batch), cispo (clipped, detached weight × A × log-prob; cap = epsilon_high), sapo (soft "
+            "sigmoid gate instead of the clip), luspo (GSPO scaled by completion length; use "
+            "importance_sampling_level: sequence), vespo (Gamma-shaped weight of the sequence ratio)."
+        },
+    )
+    importance_sampling_level: Literal["token", "sequence", "sequence_token"] = field(
+        default="token",
+        metadata={
+            "help": "Importance weight: token (the paper: one ratio per token), sequence (GSPO: the geometric mean "
+            "of the completion's token ratios), sequence_token (GSPO-token: the sequence weight's value with each "
+            "token's own gradient, so per-token advantages and masks act per token; not in TRL)."
+        },
+    )
+    multi_objective_aggregation: Literal["sum_then_normalize", "normalize_then_sum"] = field(
+        default="sum_then_normalize",
+        metadata={
+            "help": "How several rewards make one advantage: sum_then_normalize (weighted sum, then "
+            "`scale_rewards`), normalize_then_sum (GDPO: each reward normalised in its group, the weighted sum "
+            "normalised over the batch; `scale_rewards` does not apply; not with dynamic_sampling)."
+        },
+    )
+    vllm_importance_sampling_mode: Literal[
+        "token_truncate", "token_mask", "sequence_truncate", "sequence_mask"
+    ] = field(
+        default="sequence_mask",
+        metadata={
+            "help": "Rollout correction (sampler ≠ trainer) with vLLM (`vllm_importance_sampling_correction`) or "
+            "r1's sampler (`sampler_importance_sampling_correction`): weight π_old/π_sampler per token or per "
+            "completion, truncated to [vllm_importance_sampling_clip_min, _clip_max] or set to 0 outside it."
+        },
+    )
+    sampler_importance_sampling_correction: bool = field(
+        default=False,
+        metadata={
+            "help": "Apply the rollout correction of `vllm_importance_sampling_mode` (and its clip bounds) to r1's "
+            "own sampler (fast_generation): the policy term is weighted by π_old/π_sampler from the sampler's "
+            "log-probs. With reuse_generation_logprobs those log-probs are π_old and the weight is 1. The mismatch "
+            "itself is logged either way (mismatch/*)."
         },
     )
     scale_rewards: Literal["group", "batch", "none"] = field(
@@ -196,7 +225,8 @@ class RLConfig(TrainerOverrides, GRPOConfig, ModelArgs):
     use_bias_correction_kl: bool = field(
         default=False,
         metadata={
-            "help": "Not supported (TRL's DeepSeek-V3.2 KL correction); the paper's KL is used as written."
+            "help": "Multiply the per-token KL by the importance weight (DeepSeek-V3.2's unbiased KL gradient under "
+            "samples from π_old). Off: the paper's KL term as written (TRL's default is on)."
         },
     )
 
@@ -215,8 +245,6 @@ class RLConfig(TrainerOverrides, GRPOConfig, ModelArgs):
             self.generation_batch_size = None
         self.resolve_precision()  # bf16 only on a GPU; gradient_checkpointing carried to its new name
         super().__post_init__()
-        if self.loss_type not in ("grpo", "bnpo", "dr_grpo", "dapo"):
-            raise ValueError(f"loss_type must be grpo, bnpo, dr_grpo or dapo, got {self.loss_type!r}")
         if self.scale_rewards not in ("group", "batch", "none"):
             raise ValueError(f"scale_rewards must be group, batch or none, got {self.scale_rewards!r}")
         if self.num_generations is None or self.num_generations < 2:
@@ -237,12 +265,120 @@ class RLConfig(TrainerOverrides, GRPOConfig, ModelArgs):
             raise ValueError(f"beta (the KL coefficient) must be >= 0, got {self.beta}")
         if self.loss_type == "dr_grpo" and not self.max_completion_length:
             raise ValueError("loss_type dr_grpo needs max_completion_length (its constant normaliser)")
-        for name, off, why in UNSUPPORTED_TRL_OPTIONS:
-            if getattr(self, name) != off:
-                raise ValueError(
-                    f"{name}={getattr(self, name)!r} is not supported by r1 rl ({why}); set it to {off!r}"
-                )
+        self._check_loss_options()
         self._check_rewards()
+
+    def _check_loss_options(self) -> None:
+        """Every option of the loss (`r1cli.grpo.loss`), checked once, before any model is loaded."""
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"loss_type must be one of {', '.join(LOSS_TYPES)}, got {self.loss_type!r}")
+        if self.importance_sampling_level not in IMPORTANCE_SAMPLING_LEVELS:
+            raise ValueError(
+                "importance_sampling_level must be token, sequence (GSPO) or sequence_token (GSPO-token), "
+                f"got {self.importance_sampling_level!r}"
+            )
+        if self.multi_objective_aggregation not in MULTI_OBJECTIVE_AGGREGATIONS:
+            raise ValueError(
+                "multi_objective_aggregation must be sum_then_normalize or normalize_then_sum, "
+                f"got {self.multi_objective_aggregation!r}"
+            )
+        if self.multi_objective_aggregation == "normalize_then_sum" and self.dynamic_sampling:
+            raise ValueError(
+                "multi_objective_aggregation normalize_then_sum does not combine with dynamic_sampling (the refilled "
+                "batch keeps only total rewards); set dynamic_sampling: false or sum_then_normalize"
+            )
+        eps_high = self.epsilon if self.epsilon_high is None else self.epsilon_high
+        if self.loss_type == "cispo" and not (self.epsilon_high is not None and self.epsilon_high >= 1):
+            raise ValueError(
+                "loss_type cispo caps the importance weight at epsilon_high itself (ε_max, e.g. 5.0), got "
+                f"{self.epsilon_high}; set epsilon_high >= 1"
+            )
+        if self.delta is not None:
+            if self.loss_type not in CLIPPED_LOSSES:
+                raise ValueError(
+                    f"delta (two-sided clipping) applies to the clipped losses ({', '.join(CLIPPED_LOSSES)}), "
+                    f"not {self.loss_type}; unset delta"
+                )
+            if not self.delta > 1 + eps_high:
+                raise ValueError(
+                    f"delta caps the unclipped ratio and must exceed 1 + epsilon_high = {1 + eps_high:g} "
+                    f"(INTELLECT-2 uses 4), got {self.delta}"
+                )
+        if not (self.sapo_temperature_pos > 0 and self.sapo_temperature_neg > 0):
+            raise ValueError(
+                "sapo_temperature_pos and sapo_temperature_neg must be > 0, got "
+                f"{self.sapo_temperature_pos} and {self.sapo_temperature_neg}"
+            )
+        ks, lams = (self.vespo_k_pos, self.vespo_k_neg), (self.vespo_lambda_pos, self.vespo_lambda_neg)
+        if not (min(ks) >= 0 and min(lams) > 0):
+            raise ValueError(
+                "vespo_k_pos and vespo_k_neg must be >= 0 and vespo_lambda_pos and vespo_lambda_neg > 0, got "
+                f"k = {ks}, λ = {lams}"
+            )
+        if not 0.0 <= self.top_entropy_quantile <= 1.0:
+            raise ValueError(
+                "top_entropy_quantile is the share of tokens kept, in [0, 1] (1 = all), "
+                f"got {self.top_entropy_quantile}"
+            )
+        if not math.isfinite(self.entropy_coef):
+            raise ValueError(
+                f"entropy_coef must be a finite number (0 = no entropy bonus), got {self.entropy_coef}"
+            )
+        if self.use_adaptive_entropy:
+            if not 0 <= self.entropy_coef_min <= self.entropy_coef <= self.entropy_coef_max:
+                raise ValueError(
+                    "use_adaptive_entropy needs 0 <= entropy_coef_min <= entropy_coef <= entropy_coef_max, got "
+                    f"{self.entropy_coef_min} <= {self.entropy_coef} <= {self.entropy_coef_max}"
+                )
+            if not self.entropy_coef_delta > 0:
+                raise ValueError(
+                    f"entropy_coef_delta (the adaptive step) must be > 0, got {self.entropy_coef_delta}"
+                )
+            if not self.entropy_target >= 0:
+                raise ValueError(f"entropy_target (nats) must be >= 0, got {self.entropy_target}")
+        if self.off_policy_mask_threshold is not None and not self.off_policy_mask_threshold > 0:
+            raise ValueError(
+                "off_policy_mask_threshold is a mean log-ratio per completion and must be > 0 (e.g. 0.5; "
+                f"null = off), got {self.off_policy_mask_threshold}"
+            )
+        if self.vllm_importance_sampling_mode not in ROLLOUT_CORRECTION_MODES:
+            raise ValueError(
+                f"vllm_importance_sampling_mode must be one of {', '.join(ROLLOUT_CORRECTION_MODES)}, "
+                f"got {self.vllm_importance_sampling_mode!r}"
+            )
+        corrected = self.sampler_importance_sampling_correction or (
+            self.use_vllm and self.vllm_importance_sampling_correction
+        )
+        token_level = self.vllm_importance_sampling_mode.startswith("token")
+        if corrected and self.loss_type == "vespo" and not token_level:
+            raise ValueError(
+                "loss_type vespo folds token-level rollout weights into its sequence weight; set "
+                "vllm_importance_sampling_mode to token_truncate or token_mask"
+            )
+        if self.sampler_importance_sampling_correction:
+            if self.use_vllm:
+                raise ValueError(
+                    "sampler_importance_sampling_correction is for r1's own sampler; with use_vllm set "
+                    "vllm_importance_sampling_correction instead"
+                )
+            if (
+                not self.fast_generation
+                or self.use_transformers_continuous_batching
+                or self.repetition_penalty not in (None, 1.0)
+                or self.generation_kwargs
+            ):
+                raise ValueError(
+                    "sampler_importance_sampling_correction needs r1's sampler, which keeps the log-probs: set "
+                    "fast_generation: true, repetition_penalty: 1.0, no generation_kwargs and no continuous batching"
+                )
+            if (
+                self.vllm_importance_sampling_mode.endswith("truncate")
+                and self.vllm_importance_sampling_clip_min is None
+                and self.vllm_importance_sampling_clip_max is None
+            ):
+                raise ValueError(
+                    "a *_truncate rollout correction needs vllm_importance_sampling_clip_min or _clip_max"
+                )
 
     def _check_rewards(self) -> None:
         """Reward specs are checked here (unknown names or keys fail before any model is loaded); their weights

@@ -3,13 +3,16 @@
 TRL keeps the training loop, data loading, rollout bookkeeping, reward calls, logging, checkpoints and PEFT. This
 subclass overrides five hooks, each small, and copies none of TRL's long methods:
 
-- `_compute_loss` -> `r1cli.grpo.loss.grpo_loss` (aggregations grpo/bnpo/dr_grpo/dapo, k3 KL, clip-higher).
-  Gradient accumulation: grpo/bnpo/dr_grpo are divided by the number of accumulation steps; dapo divides the token
-  sum by the token count of the whole generation batch over all processes (TRL's `num_items_in_batch`, rescaled to
-  one optimizer step), so the accumulated gradient is the gradient of the global token mean.
+- `_compute_loss` -> `r1cli.grpo.loss.grpo_loss`: every objective and loss option of TRL 1.16 (and GSPO-token),
+  with TRL's option names and values. Gradient accumulation: the per-call means (grpo, bnpo, dr_grpo, sapo, luspo)
+  and the entropy bonus are divided by the number of accumulation steps; dapo/cispo/vespo divide the token sum by
+  the token count of the whole generation batch over all processes (TRL's `num_items_in_batch`, rescaled to one
+  optimizer step), so the accumulated gradient is the gradient of the global token mean. Where the batch carries
+  the sampler's log-probs (r1's sampler or vLLM), the sampler-vs-trainer mismatch is logged (`mismatch/*`).
 - `_calculate_rewards` (TRL's reward calls, unchanged) is wrapped to keep the raw per-function rewards, from which
   `_generate_and_score_completions` recomputes the advantages with `r1cli.grpo.loss.compute_advantages`
-  (weighted sum of the reward functions, then group-normalised), and applies dynamic sampling.
+  (weighted sum of the reward functions, then group-normalised; `compute_advantages_per_reward` for
+  `multi_objective_aggregation: normalize_then_sum`), and applies dynamic sampling.
 - `_generate_single_turn` -> `r1cli.grpo.sampler.sample` for the plain transformers backend (not vLLM, not
   multimodal, no repetition penalty): prompts prefilled once per group, finished rows leave the batch, sampled
   tokens' log-probs kept.
@@ -51,8 +54,18 @@ import torch
 from trl import GRPOTrainer
 from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model
 
-from r1cli.grpo.config import UNSUPPORTED_TRL_OPTIONS
-from r1cli.grpo.loss import LOSS_TYPES, compute_advantages, grpo_loss, zero_variance_groups
+from r1cli.grpo.loss import (
+    GLOBAL_TOKEN_LOSSES,
+    LOSS_TYPES,
+    adaptive_entropy_coef,
+    applied_entropy_coef,
+    compute_advantages,
+    compute_advantages_per_reward,
+    grpo_loss,
+    rollout_correction,
+    rollout_mismatch,
+    zero_variance_groups,
+)
 from r1cli.grpo.sampler import sample
 from r1cli.prompts import as_written, encode_prompt, prefilled_think
 
@@ -193,11 +206,6 @@ class R1GRPOTrainer(GRPOTrainer):
     def _check_args(args: Any) -> None:
         if args.loss_type not in LOSS_TYPES:
             raise ValueError(f"loss_type {args.loss_type!r} is not implemented here; use one of {LOSS_TYPES}")
-        for name, off, why in UNSUPPORTED_TRL_OPTIONS:
-            if getattr(args, name, off) != off:
-                raise ValueError(
-                    f"{name}={getattr(args, name)!r} is not supported ({why}); set it to {off!r}"
-                )
 
     def _adopt_ref_model(self, ref_model: torch.nn.Module) -> None:
         from trl.models import prepare_deepspeed, prepare_fsdp
@@ -513,7 +521,10 @@ class R1GRPOTrainer(GRPOTrainer):
         out, rewards = self._score_once(inputs)  # rewards: gathered over processes
         if self.dynamic_sampling and mode == "train":
             out, rewards = self._dynamic_sampling(out, rewards, inputs, G)
-        advantages = compute_advantages(rewards, G, self.scale_rewards)
+        if self.multi_objective_aggregation == "normalize_then_sum":  # GDPO: per reward function first
+            advantages = compute_advantages_per_reward(self._raw_rewards, self.reward_weights, G)
+        else:
+            advantages = compute_advantages(rewards, G, self.scale_rewards)
         self._last_rewards = rewards  # [N] total reward of each row of the batch, all processes
         n_local = out["completion_ids"].size(0)
         start = self.accelerator.process_index * n_local
@@ -793,21 +804,48 @@ class R1GRPOTrainer(GRPOTrainer):
             compute_aux_loss=self.aux_loss_enabled,
             **{k: inputs.get(k) for k in _MM_KEYS},
         )
+        args = self.args
         mode = "train" if self.model.training else "eval"
         accumulation = self.current_gradient_accumulation_steps if mode == "train" else 1
         num_items = None
-        if (
-            self.loss_type == "dapo"
-        ):  # token mean over the whole generation batch, all processes (see docstring)
+        if self.loss_type in GLOBAL_TOKEN_LOSSES:  # token mean over the whole generation batch, all processes
             num_items = inputs["num_items_in_batch"] / self.accelerator.num_processes
             if mode == "train":
-                num_items = num_items * accumulation / self.args.steps_per_generation
+                num_items = num_items * accumulation / args.steps_per_generation
+        old = inputs.get("old_per_token_logps")
+        sampling = inputs.get("sampling_per_token_logps")  # r1's sampler or vLLM
         importance = None
-        if self.use_vllm and self.args.vllm_importance_sampling_correction:
-            importance = inputs["importance_sampling_ratio"]
+        if (self.use_vllm and self.vllm_importance_sampling_correction) or _opt(
+            args, "sampler_importance_sampling_correction", False
+        ):
+            if sampling is None:
+                raise RuntimeError(
+                    "rollout correction is on but this batch has no sampler log-probs (generated by generate(), "
+                    "not r1's sampler or vLLM)"
+                )
+            # π_old: the trainer's forward at sampling time; without one (μ = 1) the weights have not moved since
+            importance = rollout_correction(
+                per_token_logps.detach() if old is None else old,
+                sampling,
+                mask,
+                self.vllm_importance_sampling_mode,
+                self.vllm_importance_sampling_clip_min,
+                self.vllm_importance_sampling_clip_max,
+            )
+        entropy_pool = None
+        if self.top_entropy_quantile < 1.0 and self.accelerator.num_processes > 1:
+            # the quantile is over every process's tokens; -1e9 pads (entropies are >= 0)
+            local = entropies[mask.bool()].detach().float()
+            pool = self.accelerator.gather(self.accelerator.pad_across_processes(local, dim=0, pad_index=-1e9))
+            entropy_pool = pool[pool != -1e9]
+        entropy_coef = None
+        if self._entropy_bonus_enabled:  # the coefficient of the last optimizer step, for every micro-batch
+            entropy_coef = applied_entropy_coef(
+                self.entropy_coef, self._last_world_entropy, args.entropy_target, self.use_adaptive_entropy
+            )
         loss, metrics = grpo_loss(
             per_token_logps,
-            inputs.get("old_per_token_logps"),
+            old,
             inputs.get("ref_per_token_logps") if self.beta != 0.0 else None,
             inputs["advantages"],
             mask,
@@ -817,32 +855,69 @@ class R1GRPOTrainer(GRPOTrainer):
             loss_type=self.loss_type,
             max_completion_length=self.max_completion_length,
             num_items=num_items,
+            accumulation=accumulation,
             entropies=entropies,
             importance_weights=importance,
+            importance_sampling_level=self.importance_sampling_level,
+            delta=args.delta,
+            sapo_temperature_pos=args.sapo_temperature_pos,
+            sapo_temperature_neg=args.sapo_temperature_neg,
+            vespo_k_pos=args.vespo_k_pos,
+            vespo_lambda_pos=args.vespo_lambda_pos,
+            vespo_k_neg=args.vespo_k_neg,
+            vespo_lambda_neg=args.vespo_lambda_neg,
+            use_bias_correction_kl=args.use_bias_correction_kl,
+            top_entropy_quantile=self.top_entropy_quantile,
+            entropy_pool=entropy_pool,
+            off_policy_mask_threshold=self.off_policy_mask_threshold,
+            sampling_per_token_logps=sampling,
+            entropy_coef=entropy_coef,
         )
-        if self.loss_type != "dapo":
-            loss = loss / accumulation
         if self.aux_loss_enabled and aux_loss is not None:
             loss = loss + self.router_aux_loss_coef * aux_loss / accumulation
+        if entropy_coef is not None and mode == "train":
+            if self.use_adaptive_entropy:
+                # Skywork-OR1: the coefficient follows the entropy of each optimizer step's tokens, all processes
+                stats = torch.stack([metrics["bonus_entropy"] * metrics["bonus_tokens"], metrics["bonus_tokens"]])
+                window = self._entropy_window_stats
+                self._entropy_window_stats = stats if window is None else window + stats
+                if self.accelerator.sync_gradients:
+                    total = self.accelerator.reduce(self._entropy_window_stats, reduction="sum")
+                    world = (total[0] / total[1].clamp(min=1.0)).item()
+                    self.entropy_coef = adaptive_entropy_coef(
+                        self.entropy_coef,
+                        world,
+                        target=args.entropy_target,
+                        delta=args.entropy_coef_delta,
+                        coef_min=args.entropy_coef_min,
+                        coef_max=args.entropy_coef_max,
+                    )
+                    self._last_world_entropy = world
+                    self._entropy_window_stats = None
+            if self.accelerator.sync_gradients:
+                self._metrics[mode]["entropy_coef"].append(self.entropy_coef)
+        if sampling is not None:
+            metrics.update(rollout_mismatch(per_token_logps, sampling, mask))
         self._log_loss_metrics(mode, metrics)
         return loss
 
     def _log_loss_metrics(self, mode: str, metrics: dict[str, torch.Tensor]) -> None:
-        """Token-weighted means over all processes, under TRL's metric names."""
+        """`grpo_loss`'s metrics over all processes, under TRL's names where TRL has them: token-weighted means,
+        except `*_min`/`*_max` (the extremes over processes) and `policy_loss` (the mean over processes)."""
         n = metrics["num_tokens"].float()
-        names = [
-            k
-            for k in (
-                "kl",
-                "entropy",
-                "clip_ratio/low_mean",
-                "clip_ratio/high_mean",
-                "clip_ratio/region_mean",
-            )
-            if k in metrics
-        ]
-        local = torch.stack([metrics[k].float() * n for k in names] + [n])
+        internal = ("num_tokens", "bonus_entropy", "bonus_tokens", "policy_loss")
+        extremes = [k for k in metrics if k.endswith(("_min", "/min", "_max", "/max"))]
+        means = [k for k in metrics if k not in internal and k not in extremes]
+        local = torch.stack([metrics[k].float() * n for k in means] + [n])
         total = self.accelerator.reduce(local, reduction="sum")
         count = total[-1].clamp(min=1.0)
-        for i, k in enumerate(names):
+        for i, k in enumerate(means):
             self._metrics[mode][k].append((total[i] / count).item())
+        if extremes:
+            gathered = self.accelerator.gather(torch.stack([metrics[k].float() for k in extremes])[None])
+            for i, k in enumerate(extremes):
+                col = gathered.view(-1, len(extremes))[:, i]
+                self._metrics[mode][k].append((col.min() if k.endswith("min") else col.max()).item())
+        if "policy_loss" in metrics:
+            policy = self.accelerator.gather(metrics["policy_loss"].float().reshape(1))
+            self._metrics[mode]["policy_loss"].append(policy.nanmean().item())
