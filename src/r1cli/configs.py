@@ -137,7 +137,9 @@ class DataConfig:
             "`preference` (prompt/chosen/rejected pairs for `r1 reward-model`), see r1cli.tasks.preference."
         },
     )
-    split: Literal["train", "test"] = field(default="train", metadata={"help": "Train or held-out test split."})
+    split: Literal["train", "validation", "test"] = field(
+        default="train", metadata={"help": "train, validation (for tuning) or test (for reporting): disjoint splits."}
+    )
     n: Optional[int] = field(default=None, metadata={"help": "Number of rows (tasks: 1000 when unset; --from: all)."})
     seed: int = field(default=0, metadata={"help": "Generator seed (the same seed gives the same rows)."})
     params: dict[str, Any] = field(

@@ -72,7 +72,7 @@ from typing import Any
 
 from r1cli.artifacts import sha256_file
 
-TINYBASE_VERSION = "1"
+TINYBASE_VERSION = "2"  # 2: the validation split left the pretraining corpus
 MANIFEST = "r1cli_tinybase.json"
 SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 PAD, BOS_TURN, EOS = SPECIALS

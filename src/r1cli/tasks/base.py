@@ -1,8 +1,10 @@
 """What every built-in task shares: a params dataclass, a seeded generator, a hash split and a verifier.
 
 A task draws problems from a seeded `random.Random`; each drawn problem goes to the test split when
-`md5(prompt) % 10 == 0` and to train otherwise, so the two splits are disjoint and have the same difficulty
-(removing held-out prompts from a sampled train stream would skew the train set toward rarer, harder problems).
+`md5(prompt) % 10 == 0`, to the validation split when it is 1, and to train otherwise, so the three splits are
+disjoint and have the same difficulty (removing held-out prompts from a sampled train stream would skew the train
+set toward rarer, harder problems). Tuning (sweeps, recipe choices, early stopping) reads validation; reported
+numbers read test.
 Rows carry at least `prompt` (the question text only, no template), `answer` (exact, as a string) and `task`.
 """
 
@@ -16,8 +18,10 @@ from typing import Any, ClassVar, Literal
 
 from r1cli.errors import ConfigError
 
-Split = Literal["train", "test"]
-TEST_MODULUS = 10  # one prompt in ten is held out
+Split = Literal["train", "validation", "test"]
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+TEST_MODULUS = 10  # one prompt in ten is held out for test, another one in ten for validation
+VALIDATION_RESIDUE = 1
 # The first line of the think block names the solution style (shared by all tasks): an early token that a model
 # chooses, and that a prefix can force.
 STYLE_HEADS = {"detailed": "Step by step:", "terse": "All at once."}
@@ -25,8 +29,8 @@ STYLE_HEADS = {"detailed": "Step by step:", "terse": "All at once."}
 
 def split_of(prompt: str) -> Split:
     """The split a prompt belongs to, from its md5 (stable across machines and Python versions)."""
-    h = int.from_bytes(hashlib.md5(prompt.encode("utf-8")).digest()[:8], "big")
-    return "test" if h % TEST_MODULUS == 0 else "train"
+    r = int.from_bytes(hashlib.md5(prompt.encode("utf-8")).digest()[:8], "big") % TEST_MODULUS
+    return "test" if r == 0 else "validation" if r == VALIDATION_RESIDUE else "train"
 
 
 class Task:
@@ -87,14 +91,23 @@ class Task:
 
     def stream(self, split: Split, seed: int) -> Iterator[dict[str, Any]]:
         """An endless deterministic stream of rows of one split (duplicates possible)."""
-        if split not in ("train", "test"):
-            raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
+        if split not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         rng = random.Random(f"r1cli:{self.name}:{seed}")
+        misses = 0
         while True:
             row = self.sample(rng)
             if split_of(row["prompt"]) == split:
+                misses = 0
                 row["task"] = self.name
                 yield row
+            else:
+                misses += 1
+                if misses > 10_000:  # a tiny problem space can leave a split empty (each split takes >= 10%)
+                    raise ConfigError(
+                        f"task {self.name!r}: no {split} problem in 10,000 draws with {self.params}",
+                        hint="widen the task's params (more terms, larger ranges)",
+                    )
 
     def generate(self, split: Split, n: int, seed: int = 0, unique: bool = True) -> list[dict[str, Any]]:
         """`n` rows of `split`, deterministic by `seed`; with `unique` no prompt repeats.

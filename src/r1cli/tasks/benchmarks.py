@@ -2,7 +2,7 @@
 
 `load_benchmark(spec, columns=..., limit=...)` resolves `spec` in this order:
 
-1. a built-in task name (`arith`, `countdown`, `linear`): that task's held-out test split, `limit` rows
+1. a built-in task name (`arith`, `countdown`, `linear`; `arith:validation` for the validation split): its test split, `limit` rows
    (default 1000), generated here; graded by the task's own verifier;
 2. a known benchmark name (`math500`, `gsm8k`, `aime24`, with a few aliases): the real file under the shared data
    folder when present (`$R1CLI_SHARED_DATA`, else `../shared/data` beside the repository checkout, else
@@ -121,10 +121,14 @@ def load_benchmark(
     spec = str(spec).strip()
     if not spec:
         raise ConfigError("benchmark name is empty", hint="e.g. --benchmark arith or --benchmark math500")
-    if spec in available_tasks():
-        task = get_task(spec, **(task_params or {}))
-        rows = task.generate("test", limit or DEFAULT_TASK_N, seed=seed)
-        return Benchmark(spec, rows, f"task:{spec}:test:seed{seed}", "task", 4, task)
+    name, _, task_split = spec.partition(":")
+    if name in available_tasks() and task_split in ("", "test", "validation"):
+        # `arith` is the test split (what results report); `arith:validation` the one tuning reads
+        task_split = task_split or "test"
+        task = get_task(name, **(task_params or {}))
+        rows = task.generate(task_split, limit or DEFAULT_TASK_N, seed=seed)
+        label = name if task_split == "test" else f"{name}-validation"
+        return Benchmark(label, rows, f"task:{name}:{task_split}:seed{seed}", "task", 4, task)
     name = known_name(spec)
     if name is not None:
         kb = KNOWN[name]

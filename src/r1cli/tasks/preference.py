@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from r1cli.errors import ConfigError
-from r1cli.tasks.base import split_of
+from r1cli.tasks.base import SPLITS, split_of
 
 FLAWS = ("rambling", "wrong", "unformatted", "unsafe")
 HARMFUL_FLAW = "complied"
@@ -177,8 +177,8 @@ def _pair(rng: random.Random, row: dict[str, Any], p: PreferenceParams) -> dict[
 
 
 def _stream(split: str, n: int, seed: int, p: PreferenceParams, pairs: bool) -> list[dict[str, Any]]:
-    if split not in ("train", "test"):
-        raise ConfigError(f"split must be 'train' or 'test', got {split!r}")
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if n < 0:
         raise ConfigError(f"n must be >= 0, got {n}")
     rng = random.Random(f"r1cli:general:{seed}")
