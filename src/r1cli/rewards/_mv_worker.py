@@ -25,8 +25,10 @@ from collections import OrderedDict
 from typing import Any
 
 from math_verify import parse, verify
+from sympy import FiniteSet
+from sympy.core.relational import Relational
 
-from r1cli.rewards.answers import as_latex, is_canonical_int
+from r1cli.rewards.answers import is_canonical_int, is_multi_part, parse_inputs
 
 _CACHE_SIZE = 4096
 
@@ -81,12 +83,26 @@ def _quiet_logs() -> None:
 
 
 def _parse(text: str, timeout: int) -> list[Any]:
-    try:
-        return parse(as_latex(text), parsing_timeout=timeout)
-    except BaseException as e:  # noqa: BLE001 - a worker must survive any failure of one item
-        if isinstance(e, (KeyboardInterrupt, SystemExit)):
-            raise
-        return []
+    """All readings of `text` (see `r1cli.rewards.answers.parse_inputs`), pooled: verify matches any pair."""
+    out: list[Any] = []
+    for inp in parse_inputs(text):
+        try:
+            out.extend(parse(inp, parsing_timeout=timeout))
+        except BaseException as e:  # noqa: BLE001 - a worker must survive any failure of one item
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
+    return out
+
+
+def _multi_valued(parsed: list[Any]) -> bool:
+    """Whether a parsed gold has several values: a set of two or more (`\\{1, 2\\}`, `(2, 2), (6, 2)`, `\\pm 3`),
+    also as the right side of an equation (`n = 1, 2, 3`)."""
+    for x in parsed:
+        if isinstance(x, Relational):
+            x = x.rhs
+        if isinstance(x, FiniteSet) and len(x) > 1:
+            return True
+    return False
 
 
 def _verify(gold: list[Any], pred: list[Any], timeout: int) -> bool:
@@ -146,8 +162,15 @@ def main(conn: Any, memory_mb: int) -> None:
                     gold, preds = task[2], task[3]
                     g = parsed(gold, parse_timeout)
                     conn.send(("gold", tid, bool(g)))
+                    multi_gold = _multi_valued(g)
                     for j, pred in enumerate(preds):
-                        ok = bool(g) and _verify(g, parsed(pred, parse_timeout), verify_timeout)
+                        # several different boxes count only as the parts of a multi-valued gold: against a
+                        # single-valued one they are a hedge between candidates, however math-verify compares them
+                        ok = (
+                            bool(g)
+                            and (multi_gold or not is_multi_part(pred))
+                            and _verify(g, parsed(pred, parse_timeout), verify_timeout)
+                        )
                         conn.send(("v", tid, j, ok))
                 elif kind == "cluster":
                     reps: list[str] = list(task[2])
