@@ -25,10 +25,10 @@ from collections import OrderedDict
 from typing import Any
 
 from math_verify import parse, verify
-from sympy import FiniteSet
+from sympy import FiniteSet, Interval, Tuple
 from sympy.core.relational import Relational
 
-from r1cli.rewards.answers import is_canonical_int, is_multi_part, parse_inputs
+from r1cli.rewards.answers import is_canonical_int, is_multi_part, is_number, parse_inputs
 
 _CACHE_SIZE = 4096
 
@@ -94,15 +94,28 @@ def _parse(text: str, timeout: int) -> list[Any]:
     return out
 
 
-def _multi_valued(parsed: list[Any]) -> bool:
-    """Whether a parsed gold has several values: a set of two or more (`\\{1, 2\\}`, `(2, 2), (6, 2)`, `\\pm 3`),
-    also as the right side of an equation (`n = 1, 2, 3`)."""
+def _several(parsed: list[Any], kinds: tuple[type, ...]) -> bool:
+    """Whether a reading is a collection of `kinds` with two or more members, also as the right side of an
+    equation (`n = 1, 2, 3`)."""
     for x in parsed:
         if isinstance(x, Relational):
             x = x.rhs
-        if isinstance(x, FiniteSet) and len(x) > 1:
+        if isinstance(x, kinds) and len(x) > 1:
             return True
     return False
+
+
+def _gold_has_several_values(g: list[Any]) -> bool:
+    """A set (`\\{1, 2\\}`, `(2, 2), (6, 2)`, `\\pm 3`) or a tuple (`(7, 6)`: its parts may be given one by one);
+    also `(1, 3)`, which math-verify reads as an open interval but compares with {1, 3} as a pair."""
+    pair = any(isinstance(x, Interval) and x.left_open and x.right_open for x in g)
+    return pair or _several(g, (FiniteSet, Tuple))
+
+
+def _hedges(pred: str, p: list[Any]) -> bool:
+    """Whether a prediction offers several values: several different boxes, or a reading that is a set (`1 or 2`,
+    `$1$ and $2$`); a bare number's list reading (`1,5`) is another reading of the one number."""
+    return is_multi_part(pred) or (not is_number(pred) and _several(p, (FiniteSet,)))
 
 
 def _verify(gold: list[Any], pred: list[Any], timeout: int) -> bool:
@@ -162,15 +175,14 @@ def main(conn: Any, memory_mb: int) -> None:
                     gold, preds = task[2], task[3]
                     g = parsed(gold, parse_timeout)
                     conn.send(("gold", tid, bool(g)))
-                    multi_gold = _multi_valued(g)
+                    several = _gold_has_several_values(g)
                     for j, pred in enumerate(preds):
-                        # several different boxes count only as the parts of a multi-valued gold: against a
+                        # several values count only as the parts of a gold with several values: against a
                         # single-valued one they are a hedge between candidates, however math-verify compares them
-                        ok = (
-                            bool(g)
-                            and (multi_gold or not is_multi_part(pred))
-                            and _verify(g, parsed(pred, parse_timeout), verify_timeout)
-                        )
+                        ok = False
+                        if g and (several or not is_multi_part(pred)):
+                            p = parsed(pred, parse_timeout)
+                            ok = (several or not _hedges(pred, p)) and _verify(g, p, verify_timeout)
                         conn.send(("v", tid, j, ok))
                 elif kind == "cluster":
                     reps: list[str] = list(task[2])

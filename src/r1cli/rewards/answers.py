@@ -9,18 +9,24 @@ extraction reads it: a box, an answer in words with inline math, a display matri
 - two or more *different* `\\boxed{}` contents in the answer region are one multi-part answer, returned as
   `\\boxed{a}, \\boxed{b}` (math-verify reads it as the set {a, b}). The grader counts it only against a gold with
   several values (`\\boxed{1}, \\boxed{2}` for `\\{1, 2\\}`); against a single-valued gold it is hedging and
-  scores 0 (`\\boxed{1} or \\boxed{2}` for `1`). The same answer repeated is one answer;
-- an answer that math-verify would parse whole as LaTeX is capped at `MAX_ANSWER_CHARS`, one with its own math
-  delimiters (searched by math-verify's extraction, not parsed whole) at `MAX_REGION_CHARS`: parsing a megabyte
-  of LaTeX would only burn the time budget.
+  scores 0 (`\\boxed{1} or \\boxed{2}` for `1`), however math-verify would compare it. The same answer repeated
+  is one answer;
+- an answer that math-verify would parse whole as LaTeX is capped at `MAX_ANSWER_CHARS`, one that its extraction
+  searches (with its own math, or prose) at `MAX_REGION_CHARS`: parsing a megabyte of LaTeX would only burn the
+  time budget.
 
 `parse_inputs` says what `math_verify.parse` reads for an answer or a gold answer. Text with its own math (`$…$`,
-`\\(…\\)`, `\\[…\\]`, `\\boxed{}`: an answer in words, a full reference solution) goes as it is, so math-verify's
-own extraction finds the math in it; bare LaTeX (`\\frac{1}{2}`, MATH's answers) goes as inline math, `$…$`,
-which math-verify needs to read it as LaTeX at all; a bare number goes as it is too, so that math-verify's number
-grammar reads `1 000` and `1000,99` (as LaTeX they would be 1·000 and the list {1000, 99}), and with a comma
-also as LaTeX (`-2,1` may be a list of roots). The readings of one text are pooled: two answers match when any
-reading of one matches any reading of the other.
+`\\(…\\)`, `\\[…\\]`, `\\boxed{}`: an answer in words, a full reference solution) and prose without any (`83
+boxes in all`, a plain-text solution) go as they are, so math-verify's own extraction finds the answer in them;
+bare LaTeX (`\\frac{1}{2}`, `x^2+1`, MATH's answers) goes as inline math, `$…$`, which math-verify needs to read it
+as LaTeX at all (as it is, math-verify would pick a number out of it: 3 from `x^2+1`); a bare number goes as it
+is too, so that math-verify's number grammar reads `1 000` and `1000,99` (as LaTeX they would be 1·000 and the
+list {1000, 99}), and with a comma also as LaTeX (`-2,1` may be a list of roots). The readings of one text are
+pooled: two answers match when any reading of one matches any reading of the other.
+
+Hedging is judged on what math-verify reads, in the grader: an answer that reads as several values (several
+boxes, `1 or 2`, `$1$ and $2$`) is right only for a gold with several values (a set, a tuple). A bare number is
+exempt: its list reading (`1,5` as {1, 5}) is an alternative reading of the one number, not a second value.
 """
 
 from __future__ import annotations
@@ -51,9 +57,32 @@ _MATH_DELIMS = re.compile(r"(?<!\\)\$|\\\(|\\\[")
 _NUMBER = re.compile(r"-?(?:[1-9]\d{0,2}(?:[ ,]\d{3})+(?:\.\d+)?|\d+[.,]\d+|\.\d+|\d+)")
 
 
+_COMMAND = re.compile(r"\\[a-zA-Z]+")
+_WORD = re.compile(r"[a-zA-Z]{3,}")
+
+
 def has_own_math(text: str) -> bool:
     """Whether `text` carries its own math delimiters or boxes, so math-verify's extraction can find the math."""
     return "\\boxed" in text or _MATH_DELIMS.search(text) is not None
+
+
+def is_number(text: str) -> bool:
+    """Whether `text` is one number in math-verify's number grammar (`42`, `-0.5`, `1 000`, `1,000.99`, `1,22`)."""
+    return _NUMBER.fullmatch(text) is not None
+
+
+def is_prose(text: str) -> bool:
+    """Whether bare text is words rather than LaTeX: two or more words of three letters or more, outside LaTeX
+    commands and braces (`\\text{Evelyn}`, `\\sin x` and `x \\leq 5` are not prose; `83 boxes in all` is)."""
+    depth, top = 0, []
+    for ch in _COMMAND.sub(" ", text):
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            top.append(ch)
+    return len(_WORD.findall("".join(top))) >= 2
 
 
 def parse_inputs(text: str) -> list[str]:
@@ -61,21 +90,22 @@ def parse_inputs(text: str) -> list[str]:
 
     >>> parse_inputs("\\\\frac{1}{2}"), parse_inputs("1 000"), parse_inputs("-2,1")
     (['$\\\\frac{1}{2}$'], ['1 000'], ['-2,1', '$-2,1$'])
-    >>> parse_inputs("Therefore $x \\\\geq 5$.")
-    ['Therefore $x \\\\geq 5$.']
+    >>> parse_inputs("Therefore $x \\\\geq 5$."), parse_inputs("83 boxes in all")
+    (['Therefore $x \\\\geq 5$.'], ['83 boxes in all'])
     """
-    if has_own_math(text):
+    if has_own_math(text) or is_prose(text):
         return [text]
-    if _NUMBER.fullmatch(text):
+    if is_number(text):
         return [text, "$" + text + "$"] if "," in text else [text]
     return ["$" + text + "$"]
 
 
 def too_long(answer: str) -> bool:
-    """Whether an answer is over its cap: `MAX_REGION_CHARS` with its own math, else `MAX_ANSWER_CHARS`."""
+    """Whether an answer is over its cap: `MAX_REGION_CHARS` when math-verify searches it (it has its own math,
+    or is prose), else `MAX_ANSWER_CHARS`."""
     if len(answer) <= MAX_ANSWER_CHARS:
         return False
-    return len(answer) > MAX_REGION_CHARS or not has_own_math(answer)
+    return len(answer) > MAX_REGION_CHARS or not (has_own_math(answer) or is_prose(answer))
 
 
 def distinct_boxes(text: str, limit: int = _HEDGE_WINDOW) -> list[str]:
