@@ -28,7 +28,7 @@ from math_verify import parse, verify
 from sympy import FiniteSet, Interval, Tuple
 from sympy.core.relational import Relational
 
-from r1cli.rewards.answers import is_canonical_int, is_multi_part, is_number, parse_inputs
+from r1cli.rewards.answers import fallback_input, is_canonical_int, is_multi_part, is_number, parse_inputs
 
 _CACHE_SIZE = 4096
 
@@ -86,12 +86,21 @@ def _parse(text: str, timeout: int) -> list[Any]:
     """All readings of `text` (see `r1cli.rewards.answers.parse_inputs`), pooled: verify matches any pair."""
     out: list[Any] = []
     for inp in parse_inputs(text):
-        try:
-            out.extend(parse(inp, parsing_timeout=timeout))
-        except BaseException as e:  # noqa: BLE001 - a worker must survive any failure of one item
-            if isinstance(e, (KeyboardInterrupt, SystemExit)):
-                raise
+        out.extend(_parse_one(inp, timeout))
+    if not out:
+        fallback = fallback_input(text)
+        if fallback is not None:
+            out = _parse_one(fallback, timeout)
     return out
+
+
+def _parse_one(inp: str, timeout: int) -> list[Any]:
+    try:
+        return parse(inp, parsing_timeout=timeout)
+    except BaseException as e:  # noqa: BLE001 - a worker must survive any failure of one item
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        return []
 
 
 def _several(parsed: list[Any], kinds: tuple[type, ...]) -> bool:

@@ -59,6 +59,14 @@ _NUMBER = re.compile(r"-?(?:[1-9]\d{0,2}(?:[ ,]\d{3})+(?:\.\d+)?|\d+[.,]\d+|\.\d
 
 _COMMAND = re.compile(r"\\[a-zA-Z]+")
 _WORD = re.compile(r"[a-zA-Z]{3,}")
+# Words that bare LaTeX may hold without a backslash; `and` joins values (`1 and 2` stays a list, read as LaTeX).
+_MATH_WORD_LIST = (
+    "and sin cos tan cot sec csc arcsin arccos arctan sinh cosh tanh log exp max min det gcd lcm mod lim sup inf "
+    "deg dim ker sqrt frac dfrac infty cdot times circ"
+)
+_MATH_WORDS = frozenset(_MATH_WORD_LIST.split())
+# A label before a bare answer (`A: 260`, `Answer: x^2+1`): not part of the math.
+_LABEL = re.compile(r"\s*(?:A|(?i:final\s+answer|answer))\s*:\s*")
 
 
 def has_own_math(text: str) -> bool:
@@ -66,14 +74,21 @@ def has_own_math(text: str) -> bool:
     return "\\boxed" in text or _MATH_DELIMS.search(text) is not None
 
 
+def _unlabelled(text: str) -> str:
+    m = _LABEL.match(text)
+    return text[m.end() :] if m else text
+
+
 def is_number(text: str) -> bool:
-    """Whether `text` is one number in math-verify's number grammar (`42`, `-0.5`, `1 000`, `1,000.99`, `1,22`)."""
-    return _NUMBER.fullmatch(text) is not None
+    """Whether `text` is one number in math-verify's number grammar (`42`, `-0.5`, `1 000`, `1,000.99`, `1,22`),
+    after a label (`A: 260`)."""
+    return _NUMBER.fullmatch(_unlabelled(text)) is not None
 
 
 def is_prose(text: str) -> bool:
-    """Whether bare text is words rather than LaTeX: two or more words of three letters or more, outside LaTeX
-    commands and braces (`\\text{Evelyn}`, `\\sin x` and `x \\leq 5` are not prose; `83 boxes in all` is)."""
+    """Whether bare text is words rather than LaTeX: a word of three letters or more outside LaTeX commands and
+    braces, other than a function name or `and` (`\\text{Evelyn}`, `sin x`, `1 and 2` and `x \\leq 5` are not
+    prose; `83 boxes` is)."""
     depth, top = 0, []
     for ch in _COMMAND.sub(" ", text):
         if ch == "{":
@@ -82,22 +97,34 @@ def is_prose(text: str) -> bool:
             depth = max(0, depth - 1)
         elif depth == 0:
             top.append(ch)
-    return len(_WORD.findall("".join(top))) >= 2
+    return any(w.lower() not in _MATH_WORDS for w in _WORD.findall("".join(top)))
 
 
 def parse_inputs(text: str) -> list[str]:
     """The strings given to `math_verify.parse` for one answer or gold answer (their readings are pooled).
 
-    >>> parse_inputs("\\\\frac{1}{2}"), parse_inputs("1 000"), parse_inputs("-2,1")
-    (['$\\\\frac{1}{2}$'], ['1 000'], ['-2,1', '$-2,1$'])
-    >>> parse_inputs("Therefore $x \\\\geq 5$."), parse_inputs("83 boxes in all")
-    (['Therefore $x \\\\geq 5$.'], ['83 boxes in all'])
+    >>> parse_inputs("\\\\frac{1}{2}"), parse_inputs("1 000"), parse_inputs("-2,1"), parse_inputs("A: 260")
+    (['$\\\\frac{1}{2}$'], ['1 000'], ['-2,1', '$-2,1$'], ['260'])
+    >>> parse_inputs("Therefore $x \\\\geq 5$."), parse_inputs("83 boxes")
+    (['Therefore $x \\\\geq 5$.'], ['83 boxes'])
     """
-    if has_own_math(text) or is_prose(text):
+    if has_own_math(text):
         return [text]
+    text = _unlabelled(text)
     if is_number(text):
         return [text, "$" + text + "$"] if "," in text else [text]
+    if is_prose(text):
+        return [text]
     return ["$" + text + "$"]
+
+
+def fallback_input(text: str) -> str | None:
+    """What `math_verify.parse` reads when `parse_inputs(text)` gives nothing: prose in which math-verify finds
+    no math is read as LaTeX (`Evelyn` for `\\text{Evelyn}`); None for everything else."""
+    if has_own_math(text) or len(text) > MAX_ANSWER_CHARS:
+        return None
+    text = _unlabelled(text)
+    return "$" + text + "$" if not is_number(text) and is_prose(text) else None
 
 
 def too_long(answer: str) -> bool:
