@@ -216,10 +216,23 @@ def main(conn: Any, memory_mb: int) -> None:
             return
 
 
+# Comparisons of typical kinds, run once at import too: sympy builds its simplification machinery on the first
+# call (a first equation comparison took 1 s, a second 0.4 s), which would eat a fresh worker's verify budget.
+_WARMUP_PAIRS = (
+    ("2x + 3y = 6", "y = 2 - \\frac{2x}{3}"),
+    ("x < 3", "3 > x"),
+    ("\\frac{1}{2}", "0.5"),
+    ("\\{1, 2\\}", "2, 1"),
+    ("[2, 5)", "[2, 5)"),
+)
+
+
 def _warm_up() -> None:
     _quiet_logs()
     for text in _WARMUP:
         _parse(text, 0)
+    for a, b in _WARMUP_PAIRS:
+        _verify(_parse(a, 0), _parse(b, 0), 0)
 
 
 _warm_up()

@@ -65,6 +65,10 @@ _MATH_WORD_LIST = (
     "deg dim ker sqrt frac dfrac infty cdot times circ"
 )
 _MATH_WORDS = frozenset(_MATH_WORD_LIST.split())
+# The last number of a text offered as an alternative to the one before it (`3 or 5`, `3, or maybe 5.`).
+_ALTERNATIVES = re.compile(
+    r"(?<![\d.])(-?\d+(?:\.\d+)?)(?![\d.])[^\d\n]{0,24}?\bor\b[^\d\n]{0,24}?(-?\d+(?:\.\d+)?)\D*$"
+)
 # A label before a bare answer (`A: 260`, `Answer: x^2+1`): not part of the math.
 _LABEL = re.compile(r"\s*(?:A|(?i:final\s+answer|answer))\s*:\s*")
 
@@ -147,8 +151,13 @@ def distinct_boxes(text: str, limit: int = _HEDGE_WINDOW) -> list[str]:
 
 
 def is_multi_part(answer: str) -> bool:
-    """Whether an extracted answer is several different boxes (a multi-part answer, or hedging)."""
-    return len(distinct_boxes(answer)) > 1
+    """Whether an extracted answer gives several values: several different boxes (a multi-part answer, or
+    hedging), or a last number offered as an alternative to a different one (`3 or 5`, `3, or maybe 5.`), which
+    math-verify would read as the last one alone."""
+    if len(distinct_boxes(answer)) > 1:
+        return True
+    m = _ALTERNATIVES.search(answer[-200:])
+    return m is not None and float(m.group(1)) != float(m.group(2))
 
 
 def is_canonical_int(s: str) -> bool:
