@@ -3,9 +3,9 @@
 tests/data/math_verify_cases.jsonl holds the (gold, prediction, expected) cases of math-verify 0.9.0's test suite
 (github.com/huggingface/Math-Verify `tests/`, as shipped in its source distribution; `source` names the file and
 pytest id of each; bench/build_math_verify_cases.py rebuilds the file). The reward grades each prediction as the
-answer of an R1-shaped completion, `<think>…</think><answer>PRED</answer>`. Some cases expect non-default
-comparison options (`options`: float precision, non-strict variables, set/relation comparison) that no single
-reward can honour together with their default-option twins, so full agreement is out of reach by design.
+answer of an R1-shaped completion, `<think>…</think><answer>PRED</answer>`. A few cases expect non-default `verify`
+options (`options` in the file: float precision, non-strict variables, set/relation comparison) that contradict
+their default-option twins, so full agreement is out of reach by design.
 """
 
 from __future__ import annotations
