@@ -22,11 +22,13 @@ bare LaTeX (`\\frac{1}{2}`, `x^2+1`, MATH's answers) goes as inline math, `$…$
 as LaTeX at all (as it is, math-verify would pick a number out of it: 3 from `x^2+1`); a bare number goes as it
 is too, so that math-verify's number grammar reads `1 000` and `1000,99` (as LaTeX they would be 1·000 and the
 list {1000, 99}), and with a comma also as LaTeX (`-2,1` may be a list of roots). The readings of one text are
-pooled: two answers match when any reading of one matches any reading of the other.
+pooled: two answers match when any reading of one matches any reading of the other. A label before a bare answer
+(`A: 260`) is dropped, and prose in which math-verify finds nothing is read as LaTeX after all (`Evelyn`).
 
-Hedging is judged on what math-verify reads, in the grader: an answer that reads as several values (several
-boxes, `1 or 2`, `$1$ and $2$`) is right only for a gold with several values (a set, a tuple). A bare number is
-exempt: its list reading (`1,5` as {1, 5}) is an alternative reading of the one number, not a second value.
+Hedging is judged in the grader, on what math-verify reads: an answer that gives several values (several boxes,
+`1 or 2`, `$1$ and $2$`, or a last number offered as an alternative, `1, or maybe 2`) is right only for a gold
+with several values (a set, a tuple, `(a, b)`). A bare number is exempt: its list reading (`1,5` as {1, 5}) is
+another reading of the one number, not a second value.
 """
 
 from __future__ import annotations
