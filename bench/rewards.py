@@ -3,8 +3,8 @@
 (a) Throughput (wall clock) and work (CPU seconds, parent + workers; robust to a loaded machine): 16 synthetic completions per MATH-500 gold answer (a deterministic mix of the gold as written,
     equivalent rewrites, repeated wrong answers, missing and hedged answers, in both the R1-Zero `<answer>` and
     the R1 chat `\\boxed{}` shapes), graded by `r1cli.rewards.engine.grade_completions` versus the peer: the same
-    answer extraction, then `math_verify.parse(gold)`, `math_verify.parse(prediction)` and `math_verify.verify`
-    per pair, in this process, with math-verify's default timeouts. Same run, same inputs; verdicts must be
+    answer extraction, then parse of the gold and of the prediction (the worker's readings) and `verify` per pair,
+    in this process, with math-verify's default timeouts. Same run, same inputs; verdicts must be
     identical. The engine's pool is started (and its start-up timed) before the timed run, on other inputs.
 (b) Oracle sanity on ../shared/data: MATH-500 reference solution's last `\\boxed{}` vs `answer`; GSM8K (test and
     train) final number after `####` in `solution` vs `answer`. Misses are listed.
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from r1cli.rewards import engine
-from r1cli.rewards.answers import as_latex, extract_answer, last_boxed, normalize_gold
+from r1cli.rewards.answers import extract_answer, is_multi_part, last_boxed, normalize_gold
 
 _DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -98,18 +98,24 @@ def synthetic(golds: list[str], per_gold: int, seed: int = 0) -> tuple[list[str]
 
 
 def peer_grade(completions: list[str], golds: list[str]) -> list[bool | None]:
-    """The peer: extract as we do, then math_verify.parse + verify for every pair (default timeouts)."""
-    from math_verify import parse, verify
+    """The peer: extract as we do, then parse + verify every pair in this process, with the worker's readings
+    and hedging rule (`r1cli.rewards._mv_worker`) and math-verify's default timeouts."""
+    from r1cli.rewards._mv_worker import _gold_has_several_values, _hedges, _parse, _verify
 
     out: list[bool | None] = []
     for c, g in zip(completions, golds, strict=True):
         gs = normalize_gold(g)
-        gp = parse(as_latex(gs)) if gs is not None else []
+        gp = _parse(gs, 5) if gs is not None else []
         if not gp:
             out.append(None)
             continue
         pred = extract_answer(c)
-        out.append(False if pred is None else bool(verify(gp, parse(as_latex(pred)))))
+        several = _gold_has_several_values(gp)
+        if pred is None or (is_multi_part(pred) and not several):
+            out.append(False)
+            continue
+        pp = _parse(pred, 5)
+        out.append((several or not _hedges(pred, pp)) and _verify(gp, pp, 5))
     return out
 
 

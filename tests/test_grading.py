@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from r1cli.rewards import engine, get_reward
-from r1cli.rewards.answers import extract_answer, is_canonical_int, normalize_gold
+from r1cli.rewards.answers import extract_answer, is_canonical_int, normalize_gold, parse_inputs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ITEM_BOUND_S = 3.5  # "a pathological item costs at most ~2 s" (+ margin for a loaded 2-core machine)
@@ -64,21 +64,28 @@ def test_math_verify_semantics(gold, pred, ok):
     assert engine.grade([pred], [gold]) == [ok]
 
 
-def test_unparseable_gold_is_none_and_full_solution_gold_is_reduced():
+def test_unparseable_gold_is_none_and_full_solution_gold_goes_through_math_verify():
     assert engine.grade(["2", None], [None, ""]) == [None, None]
-    assert normalize_gold("so the answer is $\\boxed{\\frac{1}{2}}$.") == "\\frac{1}{2}"
+    assert normalize_gold(" so the answer is $\\boxed{\\frac{1}{2}}$. ") == "so the answer is $\\boxed{\\frac{1}{2}}$."
     assert engine.grade(["0.5"], ["so the answer is $\\boxed{\\frac{1}{2}}$."]) == [True]
+    # no box: math-verify's own extraction finds the stated answer
+    no_box = "Thus $x = 1/5$. Final Answer: The final answer is $20\\%$. I hope it is correct."
+    assert engine.grade(["20\\%", "1/5", "21\\%"], [no_box] * 3) == [True, True, False]
+    # several boxes: the gold has several values, so a multi-part answer is right and one part alone is not
+    two = "so \\(\\boxed{1}\\) and \\(\\boxed{-2}\\)."
+    assert engine.grade(["\\boxed{-2}, \\boxed{1}", "-2, 1", "1"], [two] * 3) == [True, True, False]
 
 
 def test_canonical_int_shortcut_agrees_with_math_verify():
     from math_verify import parse, verify
 
-    from r1cli.rewards.answers import as_latex
+    def readings(s):
+        return [x for i in parse_inputs(s) for x in parse(i)]
 
     pairs = [("7", "7"), ("7", "8"), ("-7", "7"), ("0", "0"), ("123456789012345", "123456789012346")]
     for g, p in pairs:
         assert is_canonical_int(g) and is_canonical_int(p)
-        assert engine.grade([p], [g]) == [verify(parse(as_latex(g)), parse(as_latex(p)))]
+        assert engine.grade([p], [g]) == [verify(readings(g), readings(p))]
     assert not is_canonical_int("007") and not is_canonical_int("-0") and not is_canonical_int("1" * 16)
 
 

@@ -25,8 +25,10 @@ from collections import OrderedDict
 from typing import Any
 
 from math_verify import parse, verify
+from sympy import FiniteSet, Interval, Tuple
+from sympy.core.relational import Relational
 
-from r1cli.rewards.answers import as_latex, is_canonical_int
+from r1cli.rewards.answers import fallback_input, is_canonical_int, is_multi_part, is_number, parse_inputs
 
 _CACHE_SIZE = 4096
 
@@ -81,12 +83,48 @@ def _quiet_logs() -> None:
 
 
 def _parse(text: str, timeout: int) -> list[Any]:
+    """All readings of `text` (see `r1cli.rewards.answers.parse_inputs`), pooled: verify matches any pair."""
+    out: list[Any] = []
+    for inp in parse_inputs(text):
+        out.extend(_parse_one(inp, timeout))
+    if not out:
+        fallback = fallback_input(text)
+        if fallback is not None:
+            out = _parse_one(fallback, timeout)
+    return out
+
+
+def _parse_one(inp: str, timeout: int) -> list[Any]:
     try:
-        return parse(as_latex(text), parsing_timeout=timeout)
+        return parse(inp, parsing_timeout=timeout)
     except BaseException as e:  # noqa: BLE001 - a worker must survive any failure of one item
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
         return []
+
+
+def _several(parsed: list[Any], kinds: tuple[type, ...]) -> bool:
+    """Whether a reading is a collection of `kinds` with two or more members, also as the right side of an
+    equation (`n = 1, 2, 3`)."""
+    for x in parsed:
+        if isinstance(x, Relational):
+            x = x.rhs
+        if isinstance(x, kinds) and len(x) > 1:
+            return True
+    return False
+
+
+def _gold_has_several_values(g: list[Any]) -> bool:
+    """A set (`\\{1, 2\\}`, `(2, 2), (6, 2)`, `\\pm 3`) or a tuple (`(7, 6)`: its parts may be given one by one);
+    also `(1, 3)`, which math-verify reads as an open interval but compares with {1, 3} as a pair."""
+    pair = any(isinstance(x, Interval) and x.left_open and x.right_open for x in g)
+    return pair or _several(g, (FiniteSet, Tuple))
+
+
+def _hedges(pred: str, p: list[Any]) -> bool:
+    """Whether a prediction offers several values: several different boxes, or a reading that is a set (`1 or 2`,
+    `$1$ and $2$`); a bare number's list reading (`1,5`) is another reading of the one number."""
+    return is_multi_part(pred) or (not is_number(pred) and _several(p, (FiniteSet,)))
 
 
 def _verify(gold: list[Any], pred: list[Any], timeout: int) -> bool:
@@ -146,8 +184,14 @@ def main(conn: Any, memory_mb: int) -> None:
                     gold, preds = task[2], task[3]
                     g = parsed(gold, parse_timeout)
                     conn.send(("gold", tid, bool(g)))
+                    several = _gold_has_several_values(g)
                     for j, pred in enumerate(preds):
-                        ok = bool(g) and _verify(g, parsed(pred, parse_timeout), verify_timeout)
+                        # several values count only as the parts of a gold with several values: against a
+                        # single-valued one they are a hedge between candidates, however math-verify compares them
+                        ok = False
+                        if g and (several or not is_multi_part(pred)):
+                            p = parsed(pred, parse_timeout)
+                            ok = (several or not _hedges(pred, p)) and _verify(g, p, verify_timeout)
                         conn.send(("v", tid, j, ok))
                 elif kind == "cluster":
                     reps: list[str] = list(task[2])
@@ -172,10 +216,23 @@ def main(conn: Any, memory_mb: int) -> None:
             return
 
 
+# Comparisons of typical kinds, run once at import too: sympy builds its simplification machinery on the first
+# call (a first equation comparison took 1 s, a second 0.4 s), which would eat a fresh worker's verify budget.
+_WARMUP_PAIRS = (
+    ("2x + 3y = 6", "y = 2 - \\frac{2x}{3}"),
+    ("x < 3", "3 > x"),
+    ("\\frac{1}{2}", "0.5"),
+    ("\\{1, 2\\}", "2, 1"),
+    ("[2, 5)", "[2, 5)"),
+)
+
+
 def _warm_up() -> None:
     _quiet_logs()
     for text in _WARMUP:
         _parse(text, 0)
+    for a, b in _WARMUP_PAIRS:
+        _verify(_parse(a, 0), _parse(b, 0), 0)
 
 
 _warm_up()

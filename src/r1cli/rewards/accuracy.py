@@ -1,10 +1,13 @@
 """`accuracy`: 1.0 when the completion's final answer is math-equivalent to the gold answer, else 0.0.
 
-The answer is the `<answer>…</answer>` content (its last `\\boxed{}` if it has one) after the reasoning, else the
-last `\\boxed{}` after `</think>` (see `r1cli.rewards.answers` for the anti-hacking rules: nothing from inside
-the think block, no hedging between boxes). Equivalence is math-verify's (symbolic and numeric, fractions, sets,
-intervals, LaTeX), through the grading engine: each distinct gold is parsed once per call, not once per
-completion. A gold answer that math-verify cannot parse gives None (TRL leaves it out of the mean).
+The answer is the `<answer>…</answer>` content after the reasoning, read as math-verify reads it (a box, an answer
+in words with inline math, bare LaTeX), else the `\\boxed{}` after `</think>`; several different boxes are one
+multi-part answer (see `r1cli.rewards.answers` for the anti-hacking rules: nothing from inside the think block
+counts, and an answer giving several values scores 0 unless the gold has several values). A gold answer may be a
+bare answer or a full reference solution (math-verify's own extraction finds its answer). Equivalence is
+math-verify's (symbolic and numeric, fractions, sets, intervals, LaTeX), through the grading engine: each distinct
+gold is parsed once per call, not once per completion. A gold answer that math-verify cannot parse gives None (TRL
+leaves it out of the mean).
 
 Example::
 

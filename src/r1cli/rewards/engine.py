@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from r1cli.rewards.answers import MAX_ANSWER_CHARS, extract_answer, is_canonical_int, normalize_gold
+from r1cli.rewards.answers import extract_answer, is_canonical_int, is_multi_part, normalize_gold, too_long
 
 DEFAULT_TIMEOUT_S = 2.0
 _UNITS_PER_BATCH = 32
@@ -338,7 +338,7 @@ def _norm_pred(p: Any) -> str | None:
     if p is None:
         return None
     s = str(p).strip()
-    if not s or len(s) > MAX_ANSWER_CHARS:
+    if not s or too_long(s):
         return None
     return s
 
@@ -352,9 +352,10 @@ def grade(
 ) -> list[bool | None]:
     """Whether each extracted prediction is math-equivalent to its gold answer (math-verify semantics).
 
-    `predictions[i]` is an extracted answer (None: the completion had none -> False); `golds[i]` a gold answer
-    (a full solution is reduced to its last `\\boxed{}`). Returns True/False, or None when the gold cannot be
-    parsed. Each pathological item costs at most about `timeout_s` seconds and scores False.
+    `predictions[i]` is an extracted answer (None: the completion had none -> False; several boxes
+    `\\boxed{a}, \\boxed{b}` are a multi-part answer, right only for a gold with several values); `golds[i]` a
+    gold answer (a full solution is read by math-verify's own extraction). Returns True/False, or None when the
+    gold cannot be parsed. Each pathological item costs at most about `timeout_s` seconds and scores False.
 
     >>> grade(["\\\\frac12", "0.5", "1/2", "3", None], ["1/2"] * 5)
     [True, True, True, False, False]
@@ -381,7 +382,7 @@ def grade(
                 out[i] = p == g
                 stats.shortcut += 1
                 continue
-        if p is None or p == g:
+        if p is None or (p == g and not is_multi_part(p)):
             waiting.append((i, g, None if p is None else p))
             need.setdefault(g, {})
             stats.shortcut += 1
@@ -407,10 +408,10 @@ def grade(
             out[i] = None
         elif p is None:
             out[i] = False
-        elif p == g:
-            out[i] = True
-        else:
+        elif p in need[g]:
             out[i] = bool(t.results[need[g][p]]) if t is not None else False
+        else:  # written exactly like its gold
+            out[i] = p == g
     stats.seconds = time.perf_counter() - t0
     global last_stats
     last_stats = stats
