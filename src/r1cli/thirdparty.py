@@ -9,11 +9,15 @@ logs a warning, on every command. A run needs bitsandbytes only for a 4-bit mode
 import system's own marker for a blocked module: `import` raises ImportError and `importlib.util.find_spec`
 returns None, so every library takes it as not installed) and `allow_bitsandbytes` lifts the block when the
 config or the 4-bit loader needs it.
+
+datasets: `load_dataset` sends a HEAD request to an S3 download counter on every call, for a local JSONL file
+too; `no_download_counter` turns that off (its own switch, HF_UPDATE_DOWNLOAD_COUNTS, unless the user set it).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from typing import Any
@@ -103,3 +107,14 @@ def quiet_library_warnings() -> None:
     warnings.filterwarnings(
         "ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning
     )
+
+
+def no_download_counter() -> None:
+    """No S3 download-counter request from `datasets.load_dataset` (a local file needs no network); a user's own
+    HF_UPDATE_DOWNLOAD_COUNTS wins."""
+    if "HF_UPDATE_DOWNLOAD_COUNTS" in os.environ:
+        return
+    os.environ["HF_UPDATE_DOWNLOAD_COUNTS"] = "0"  # datasets reads it when imported (child processes too)
+    config = sys.modules.get("datasets.config")
+    if config is not None:  # already imported (a test session running several commands)
+        config.HF_UPDATE_DOWNLOAD_COUNTS = False

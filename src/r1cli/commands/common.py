@@ -93,6 +93,7 @@ def run_stage(
         allow_bitsandbytes,
         defer_bitsandbytes,
         needs_bitsandbytes,
+        no_download_counter,
         quiet_library_warnings,
         undefer_bitsandbytes,
     )
@@ -105,6 +106,7 @@ def run_stage(
     setup_processes()  # before any trainer config: a multi-process launch on CPU must pick gloo
     _, _, stage_mod, kind = STAGES[stage]
     quiet_library_warnings()
+    no_download_counter()
     # trainer configs import transformers, which imports peft, which imports bitsandbytes (a hub request for a
     # kernel, and warnings): blocked unless this config loads a 4-bit model or a bitsandbytes optimizer
     blocked = defer_bitsandbytes()
