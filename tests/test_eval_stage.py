@@ -138,7 +138,7 @@ def test_compare_refuses_a_folder_without_results(tmp_path):
 
 
 def test_prefilled_think_is_detected():
-    from r1cli.stages.eval import prefilled_think
+    from r1cli.prompts import prefilled_think
 
     assert prefilled_think("<|im_start|>assistant\n<think>\n") == "<think>\n"
     assert prefilled_think("<|im_start|>assistant\n") == ""

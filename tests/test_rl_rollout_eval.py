@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 
 from r1cli.config import build
+from r1cli.prompts import as_written, prefilled_think
 
 G = 2
 
@@ -114,7 +115,7 @@ def test_rollout_and_eval_see_identical_tokens_and_reward_inputs(tiny_base_path,
     # 4. the rewards see the same text and the same gold answers, and score it as eval grades it
     grader = eval_stage.Grader(bench)
     recs = [grader.record(i, row, ev_prompts[i], "k", samples[i]) for i, row in enumerate(bench.rows)]
-    ev_texts = [eval_stage.prefilled_think(ev_prompts[i]) + s.text for i, per in enumerate(samples) for s in per]
+    ev_texts = [as_written(prefilled_think(ev_prompts[i]), s.text) for i, per in enumerate(samples) for s in per]
     for name in ("accuracy", "format"):
         (texts, answers), = seen[name]
         assert texts == ev_texts

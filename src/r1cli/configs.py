@@ -11,6 +11,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
+from r1cli.decontam import DEFAULT_EVAL_SETS
+
 # Trainer-stage configs subclass TRL's and are defined in their own modules (they import trl).
 _LAZY = {
     "ColdstartConfig": "r1cli.stages.sft_config",
@@ -60,9 +62,18 @@ class ModelArgs:
         default_factory=lambda: ["all-linear"],
         metadata={"help": "Modules that get LoRA adapters (names or 'all-linear')."},
     )
+    gpu_memory_utilization: float = field(
+        default=0.9, metadata={"help": "Sampling with backend vllm: the share of GPU memory vLLM may take."}
+    )
+
+    def vllm_options(self) -> dict[str, Any]:
+        """What the vllm sampling backend takes from this config."""
+        return {"dtype": self.dtype, "gpu_memory_utilization": self.gpu_memory_utilization}
 
     def _check_model_args(self) -> None:
         _check(bool(self.model), "model is empty: set --model (e.g. tiny, a run folder, a hub id)")
+        _check(0.0 < self.gpu_memory_utilization <= 1.0,
+               f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
         _check(self.lora_r > 0, f"lora_r must be > 0, got {self.lora_r}")
         _check(self.lora_alpha > 0, f"lora_alpha must be > 0, got {self.lora_alpha}")
         _check(0.0 <= self.lora_dropout < 1.0, f"lora_dropout must be in [0, 1), got {self.lora_dropout}")
@@ -122,7 +133,7 @@ class DataConfig:
         },
     )
     split: Literal["train", "test"] = field(default="train", metadata={"help": "Train or held-out test split."})
-    n: int = field(default=1000, metadata={"help": "Number of rows."})
+    n: Optional[int] = field(default=None, metadata={"help": "Number of rows (tasks: 1000 when unset; --from: all)."})
     seed: int = field(default=0, metadata={"help": "Generator seed (the same seed gives the same rows)."})
     params: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "Difficulty knobs of the task (see `r1cli.tasks`), e.g. {max_terms: 4}."}
@@ -131,9 +142,26 @@ class DataConfig:
         default=False, metadata={"help": "Write readable worked solutions (prompt/completion) for `r1 coldstart`."}
     )
     output: Optional[str] = field(default=None, metadata={"help": "Output run folder (dataset in <output>/data)."})
+    source: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Real prompts instead of a task (`--from`): gsm8k or math (their train splits), or a "
+            "JSONL/Parquet file, dataset folder or hub id; answers normalised, decontaminated against the eval sets. "
+            "`n` caps the rows (all when --n is not given)."
+        },
+    )
+    columns: dict[str, str] = field(
+        default_factory=dict, metadata={"help": "With source: column mapping {prompt: question, answer: final}."}
+    )
+    decontaminate_against: list[str] = field(
+        default_factory=lambda: list(DEFAULT_EVAL_SETS),
+        metadata={"help": "With source: eval sets whose prompts (exact or a shared 8-gram) are dropped."},
+    )
 
     def __post_init__(self) -> None:
-        _check(self.n > 0, f"n must be > 0, got {self.n}")
+        _check(self.n is None or self.n > 0, f"n must be > 0, got {self.n}")
+        _check(self.source is None or not self.cold_start,
+               "cold_start writes worked solutions of a built-in task: drop it with source (--from)")
         from r1cli.tasks import get_task
 
         if self.task in ("general", "preference"):

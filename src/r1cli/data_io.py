@@ -75,6 +75,36 @@ def map_columns(ds: Any, columns: dict[str, str], what: str = "dataset") -> Any:
     return ds.rename_columns(renames)
 
 
+EMBEDDED_MODELS = ("tiny", "tiny-test", "tiny-mix")
+
+
+def prompt_source(cfg: Any, stage: str) -> str:
+    """A sampling stage's prompt source: `input`, else `task`, else the built-in `arith` task, which is a default
+    only for the embedded tiny presets that were pretrained on it; a real model without a prompt source is a
+    config error rather than a silent run on the toy task."""
+    from r1cli.errors import ConfigError
+
+    src = getattr(cfg, "input", None) or getattr(cfg, "task", None)
+    if src:
+        return str(src)
+    model = str(getattr(cfg, "model", ""))
+    if model in EMBEDDED_MODELS:
+        return "arith"
+    from r1cli.models import PRESETS, resolve_model
+
+    if model not in PRESETS and resolve_input(model, "model", name="model").path is not None:
+        # a missing model is reported as such first; an embedded base folder says which task it was pretrained on
+        from r1cli.tinybase import build_info
+
+        task = ((build_info(resolve_model(model)) or {}).get("preset_config") or {}).get("task")
+        if task:
+            return str(task)
+    raise ConfigError(
+        f"r1 {stage} has no prompts for model {cfg.model!r}: set input (or task)",
+        hint="--input DATASET with prompt and answer columns (e.g. from `r1 data --from gsm8k`), or --set task=arith",
+    )
+
+
 def prompt_rows(
     source: str,
     *,

@@ -83,7 +83,7 @@ LAST_STATS = GenerationStats()
 def generate(
     model: Any,
     tokenizer: Any,
-    prompts: Sequence[str],
+    prompts: Sequence[str] | Sequence[Sequence[int]],
     *,
     n: int = 1,
     temperature: float = 0.6,
@@ -97,15 +97,16 @@ def generate(
     on_prompt_done: Callable[[int, list[Sample]], None] | None = None,
     share_prefill: bool = True,
     prefill_tokens: int = 16384,
+    vllm_options: dict[str, Any] | None = None,
 ) -> list[list[Sample]]:
-    """Sample `n` completions for each prompt (already rendered text, e.g. from `r1cli.prompts.build_prompt`).
+    """Sample `n` completions for each prompt: token ids, or rendered text (encoded by `r1cli.prompts.encode_prompt`).
 
     Returns `out[i][j]`: sample j of prompt i. `on_prompt_done(i, samples)` is called as soon as all n samples of
     prompt i are finished (prompts finish roughly in order), e.g. to append them to a resumable log.
     `batch_size` = rows decoded at once (None: as many as memory allows). `share_prefill` prefills a prompt once
     for its n samples; `prefill_tokens` caps the padded prompt tokens of one prefill forward. `model` is a loaded
-    HF model for the `hf` backend (put in eval mode for the call, then restored); for `vllm` a model path/hub id
-    or a `vllm.LLM`.
+    HF model for the `hf` backend (put in eval mode for the call, then restored); for `vllm` a model path/hub id,
+    a PEFT adapter folder (merged first) or a `vllm.LLM`, with `vllm_options` {dtype, gpu_memory_utilization}.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -117,8 +118,10 @@ def generate(
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     stop = [s for s in (stop or []) if s]
     if backend == "vllm":
+        if not prompts:
+            return []
         return _generate_vllm(model, tokenizer, prompts, n, temperature, top_p, max_new_tokens, stop, seed,
-                              on_prompt_done)
+                              on_prompt_done, **(vllm_options or {}))
     if backend != "hf":
         raise ValueError(f"unknown backend {backend!r}: use hf or vllm")
     if not prompts:
@@ -411,10 +414,13 @@ class _HFEngine:
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, **kw)
         return out.logits[:, -1, :]
 
-    def _encode(self, prompt: str) -> list[int]:
-        bos = getattr(self.tok, "bos_token", None)
-        special = not (bos and prompt.startswith(bos))
-        ids = self.tok(prompt, add_special_tokens=special)["input_ids"]
+    def _encode(self, prompt: str | Sequence[int]) -> list[int]:
+        """Prompt ids: given as ids, or rendered text through the one prompt->token path (one BOS at most)."""
+        from r1cli.prompts import encode_prompt
+
+        if isinstance(prompt, str):
+            return encode_prompt(self.tok, prompt)
+        ids = [int(t) for t in prompt]
         if not ids:
             raise ValueError("an empty prompt has nothing to condition on: give at least one token")
         return ids
@@ -554,19 +560,21 @@ class _HFEngine:
     def run(self, prompts, n, batch_size, progress, on_prompt_done) -> list[list[Sample]]:
         torch = self.torch
         t0 = time.perf_counter()
+        # a prompt given as ids is keyed by its ids' text, so its samples depend on the seed and the prompt alone
+        names = [p if isinstance(p, str) else " ".join(map(str, p)) for p in prompts]
         uniq_ids: dict[str, list[int]] = {}
         prompt_ids = []
-        for p in prompts:
-            if p not in uniq_ids:
-                uniq_ids[p] = self._encode(p)
-            prompt_ids.append(uniq_ids[p])
+        for p, name in zip(prompts, names, strict=True):
+            if name not in uniq_ids:
+                uniq_ids[name] = self._encode(p)
+            prompt_ids.append(uniq_ids[name])
         seen: dict[str, int] = {}
         occ = []
-        for p in prompts:
-            occ.append(seen.get(p, 0))
-            seen[p] = occ[-1] + 1
+        for name in names:
+            occ.append(seen.get(name, 0))
+            seen[name] = occ[-1] + 1
         queue = [(i, j) for i in range(len(prompts)) for j in range(n)]
-        keys = {(i, j): row_key(self.seed, prompts[i], occ[i], j) for i, j in queue}
+        keys = {(i, j): row_key(self.seed, names[i], occ[i], j) for i, j in queue}
         if batch_size is None:
             batch_size = auto_batch_size(self.model, max(len(s) for s in prompt_ids) + self.max_new)
         cap = max(1, int(batch_size))
@@ -676,7 +684,28 @@ class _Progress:
 # ---------------------------------------------------------------------------------------------- vllm
 
 
-def _generate_vllm(model, tokenizer, prompts, n, temperature, top_p, max_new_tokens, stop, seed, on_prompt_done):
+def _vllm_model_path(model: Any) -> tuple[str, Any]:
+    """A path vLLM can load: a PEFT adapter folder is merged into its base in a temporary folder first (removed
+    when the returned handle is cleaned up)."""
+    import tempfile
+    from pathlib import Path
+
+    path = Path(str(model))
+    if not (path / "adapter_config.json").is_file():
+        return str(model), None
+    from r1cli.console import log
+    from r1cli.models import merge_adapter
+
+    tmp = tempfile.TemporaryDirectory(prefix="r1cli-vllm-merged-")
+    log(f"vllm: merging the PEFT adapter {path} into its base ({tmp.name})")
+    merge_adapter(path, Path(tmp.name) / "model")
+    return str(Path(tmp.name) / "model"), tmp
+
+
+def _generate_vllm(model, tokenizer, prompts, n, temperature, top_p, max_new_tokens, stop, seed, on_prompt_done,
+                   *, dtype: str = "auto", gpu_memory_utilization: float = 0.9, chunk: int = 64):
+    """vLLM with the same prompt ids as the hf backend (`TokensPrompt`s, so vLLM adds no second BOS), prompts
+    submitted in chunks so `on_prompt_done` reports finished prompts as they finish (a killed run keeps them)."""
     try:
         import vllm
     except ImportError:
@@ -686,20 +715,34 @@ def _generate_vllm(model, tokenizer, prompts, n, temperature, top_p, max_new_tok
         ) from None
     import torch
 
+    from r1cli.prompts import encode_prompt
+
     if not torch.cuda.is_available():
         raise StageError("backend 'vllm' needs a CUDA GPU and none is visible", hint="use backend: hf on CPU")
-    llm = model if isinstance(model, vllm.LLM) else vllm.LLM(model=str(model), seed=seed)
+    ids = [encode_prompt(tokenizer, p) if isinstance(p, str) else [int(t) for t in p] for p in prompts]
+    merged = None
+    if isinstance(model, vllm.LLM):
+        llm = model
+    else:
+        path, merged = _vllm_model_path(model)
+        llm = vllm.LLM(model=path, seed=seed, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
+                       max_model_len=max(len(x) for x in ids) + max_new_tokens)
     params = vllm.SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
                                  stop=list(stop) or None, seed=seed)
-    outs = llm.generate(list(prompts), params)
     results = []
-    for i, o in enumerate(outs):
-        samples = [
-            Sample(text=c.text, n_tokens=len(c.token_ids), token_ids=list(c.token_ids),
-                   finish_reason="length" if c.finish_reason == "length" else "stop")
-            for c in o.outputs
-        ]
-        results.append(samples)
-        if on_prompt_done is not None:
-            on_prompt_done(i, samples)
+    try:
+        for start in range(0, len(ids), chunk):
+            outs = llm.generate([{"prompt_token_ids": x} for x in ids[start:start + chunk]], params)
+            for i, o in enumerate(outs, start=start):
+                samples = [
+                    Sample(text=c.text, n_tokens=len(c.token_ids), token_ids=list(c.token_ids),
+                           finish_reason="length" if c.finish_reason == "length" else "stop")
+                    for c in o.outputs
+                ]
+                results.append(samples)
+                if on_prompt_done is not None:
+                    on_prompt_done(i, samples)
+    finally:
+        if merged is not None:
+            merged.cleanup()
     return results

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Literal
 
 R1_ZERO_TEMPLATE = (
@@ -207,3 +208,91 @@ def render_prompt(
         else:
             template = "r1-zero"
     return build_prompt(question, template, tokenizer, instruction=instruction, think_prefix=think_prefix)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------- text -> token ids
+# The one prompt->token path. Every stage renders a question with `render_prompt`, then turns the text into ids with
+# `encode_prompt` (never `tokenizer(text)`: a template that writes BOS plus a tokenizer that adds one gives two), and
+# hands those ids to the sampler, TRL's trainers, vLLM and the judge. A template (or `think_prefix`) that ends the
+# prompt inside `<think>` pre-fills the opening of the reasoning: `prefill` is that text, which belongs to the
+# completion as the model wrote it (rewards, filters and eval see `prefill + completion`), and which SFT must not
+# write a second time.
+
+_ADDS_BOS: dict[int, bool] = {}
+
+
+def adds_bos(tokenizer: Any) -> bool:
+    """Whether encoding with special tokens puts the tokenizer's BOS first (R1 family, Llama-3.x; cached)."""
+    key = id(tokenizer)
+    if key not in _ADDS_BOS:
+        bos = getattr(tokenizer, "bos_token_id", None)
+        ids = tokenizer("a")["input_ids"] if bos is not None else []
+        _ADDS_BOS[key] = bool(ids) and ids[0] == bos
+    return _ADDS_BOS[key]
+
+
+def encode_prompt(tokenizer: Any, text: str) -> list[int]:
+    """Rendered prompt text -> token ids with one BOS at most: tokenized without special tokens, and the BOS the
+    tokenizer would add prepended only when the text does not already start with it (a template that writes BOS)."""
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if adds_bos(tokenizer) and (not ids or ids[0] != tokenizer.bos_token_id):
+        ids = [int(tokenizer.bos_token_id), *ids]
+    if not ids:
+        raise ValueError("an empty prompt has nothing to condition on: give at least one token")
+    return ids
+
+
+def prefilled_think(prompt: str) -> str:
+    """The `<think>` pre-fill at the end of a rendered prompt (e.g. `<think>\\n`), or ''."""
+    i = prompt.rfind(THINK_OPEN)
+    if i < 0 or prompt.find(THINK_CLOSE, i) >= 0 or prompt[i + len(THINK_OPEN):].strip():
+        return ""
+    return prompt[i:]
+
+
+def as_written(prefill: str, completion: str) -> str:
+    """The completion as the model wrote it: the pre-fill put back in front (what rewards, filters and eval read)."""
+    if not prefill or completion.startswith(prefill.rstrip()):
+        return completion
+    return prefill + completion
+
+
+def strip_prefill(prefill: str, completion: str) -> str:
+    """What the model must generate after a prompt that pre-fills `prefill`: a completion stored as written (pre-fill
+    included) loses it, so SFT never trains on a tag the template already wrote."""
+    tag = prefill.rstrip()
+    if not tag or not completion.startswith(tag):
+        return completion
+    rest = completion[len(tag):]
+    ws = prefill[len(tag):]  # the whitespace the template wrote after the tag (e.g. "\n")
+    return rest[len(ws):] if ws and rest.startswith(ws) else rest
+
+
+@dataclass(frozen=True)
+class PromptTokens:
+    """One prompt as every stage feeds it: the rendered text, its ids (what the sampler/trainer receive) and the
+    pre-filled reasoning opening ('' when the template leaves the completion to start it)."""
+
+    text: str
+    ids: list[int]
+    prefill: str
+
+
+def tokenize_prompt(tokenizer: Any, text: str) -> PromptTokens:
+    return PromptTokens(text=text, ids=encode_prompt(tokenizer, text), prefill=prefilled_think(text))
+
+
+def sft_tokens(tokenizer: Any, prompt: str, completion: str) -> dict[str, list[int]]:
+    """One SFT example: `prompt_ids` (exactly what a sampling stage feeds for this prompt), then the completion's
+    tokens (the pre-fill removed) and EOS; `completion_mask` is 1 on exactly those completion + EOS tokens."""
+    p = tokenize_prompt(tokenizer, prompt)
+    body = strip_prefill(p.prefill, completion)
+    c_ids = list(tokenizer(body, add_special_tokens=False)["input_ids"])
+    eos = tokenizer.eos_token_id
+    if eos is not None and (not c_ids or c_ids[-1] != eos):
+        c_ids.append(int(eos))
+    return {
+        "prompt_ids": p.ids,
+        "input_ids": p.ids + c_ids,
+        "completion_mask": [0] * len(p.ids) + [1] * len(c_ids),
+    }

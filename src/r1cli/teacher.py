@@ -80,19 +80,19 @@ class LocalTeacher:
 
     def generate(self, rendered: Sequence[str], n: int, on_prompt_done: OnDone) -> None:
         from r1cli.generation import generate
-        from r1cli.stages.eval import prefilled_think
+        from r1cli.prompts import as_written, prefilled_think
 
         if not rendered:
             return
         prefixes = [prefilled_think(p) for p in rendered]
 
         def done(i: int, samples: list) -> None:
-            on_prompt_done(i, [Trace(prefixes[i] + s.text, s.n_tokens, s.finish_reason) for s in samples])
+            on_prompt_done(i, [Trace(as_written(prefixes[i], s.text), s.n_tokens, s.finish_reason) for s in samples])
 
         c = self.cfg
         generate(self.model, self.tok, list(rendered), n=n, temperature=c.temperature, top_p=c.top_p,
                  max_new_tokens=c.max_new_tokens, seed=c.seed, batch_size=c.teacher_batch_size,
-                 backend=c.teacher_backend, on_prompt_done=done)
+                 backend=c.teacher_backend, on_prompt_done=done, vllm_options=c.vllm_options())
 
     def close(self) -> None:
         import gc

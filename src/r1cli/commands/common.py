@@ -39,6 +39,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as one 
 PrintConfigOpt = Annotated[
     bool, typer.Option("--print-config", help="Print the resolved config as YAML (with help) and exit.")
 ]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Print the first examples exactly as the stage would feed them (token ids, "
+                 "trained tokens, checks) and exit; loads the tokenizer only, writes nothing."),
+]
+DryRunRowsOpt = Annotated[int, typer.Option("--dry-run-rows", min=1, help="Examples shown by --dry-run.")]
 
 # stage -> (config module, config class, stage module, output kind)
 STAGES: dict[str, tuple[str, str, str, str]] = {
@@ -85,6 +91,8 @@ def run_stage(
     debug: bool = False,
     as_json: bool = False,
     print_config: bool = False,
+    dry_run: bool = False,
+    dry_run_rows: int = 2,
 ) -> None:
     from r1cli.artifacts import setup_processes
     from r1cli.config import build, config_values
@@ -115,16 +123,30 @@ def run_stage(
         if print_config:
             _print_config(cfg)
             return
-        if not getattr(cfg, "output", None):
+        if not dry_run and not getattr(cfg, "output", None):
             raise UsageError(f"`r1 {stage}` needs --output", hint="e.g. --output runs/demo/" + stage.replace("-", "_"))
         if needs_bitsandbytes(cfg):
             with contextlib.suppress(ImportError):  # not installed: the 4-bit loader or the optimizer says so
                 allow_bitsandbytes()
         module = importlib.import_module(stage_mod)
+        if dry_run:
+            _dry_run(module, cfg, stage, dry_run_rows, as_json)
+            return
         execute(stage, module, cfg, kind, resume=resume, overwrite=overwrite, as_json=as_json)
     finally:
         if blocked:
             undefer_bitsandbytes()
+
+
+def _dry_run(module: Any, cfg: Any, stage: str, rows: int, as_json: bool) -> None:
+    from r1cli.dryrun import InputRecorder, report
+    from r1cli.errors import UsageError
+
+    if not hasattr(module, "dry_run"):
+        raise UsageError(f"`r1 {stage}` has no --dry-run", hint="it feeds no prompts or training sequences")
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the report alone
+        d = module.dry_run(cfg, rows, InputRecorder())
+    report(d, as_json=as_json)
 
 
 def execute(stage: str, module: Any, cfg: Any, kind: str, *, resume: bool, overwrite: bool, as_json: bool) -> dict:

@@ -25,6 +25,11 @@ def data(
     task: Annotated[Optional[str], typer.Option("--task", help="arith | countdown | linear | general | preference")] = None,
     split: Annotated[Optional[str], typer.Option("--split", help="train | test")] = None,
     n: Annotated[Optional[int], typer.Option("--n", help="Number of rows.")] = None,
+    source: Annotated[
+        Optional[str],
+        typer.Option("--from", help="Real prompts: gsm8k | math | a JSONL/Parquet file, dataset folder or hub id "
+                     "(train split, answers normalised, decontaminated)."),
+    ] = None,
     cold_start: Annotated[
         bool, typer.Option("--cold-start", help="Add readable worked solutions (a completion column) for coldstart.")
     ] = False,
@@ -46,6 +51,7 @@ def data(
             "task": task,
             "split": split,
             "n": n,
+            "source": source,
             "cold_start": cold_start or None,
             "output": output and str(output),
             "seed": seed,

@@ -10,6 +10,8 @@ import typer
 
 from r1cli.commands.common import (
     DebugOpt,
+    DryRunOpt,
+    DryRunRowsOpt,
     JsonOpt,
     OutputOpt,
     OverwriteOpt,
@@ -50,6 +52,8 @@ def eval_(
     debug: DebugOpt = False,
     json_: JsonOpt = False,
     print_config: PrintConfigOpt = False,
+    dry_run: DryRunOpt = False,
+    dry_run_rows: DryRunRowsOpt = 2,
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
@@ -71,6 +75,8 @@ def eval_(
         debug=debug,
         as_json=json_,
         print_config=print_config,
+        dry_run=dry_run,
+        dry_run_rows=dry_run_rows,
     )
 
 

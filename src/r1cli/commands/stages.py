@@ -12,6 +12,8 @@ import typer
 
 from r1cli.commands.common import (
     DebugOpt,
+    DryRunOpt,
+    DryRunRowsOpt,
     InputOpt,
     JsonOpt,
     OutputOpt,
@@ -53,6 +55,8 @@ def _make(stage: str):
         debug: DebugOpt = False,
         json_: JsonOpt = False,
         print_config: PrintConfigOpt = False,
+        dry_run: DryRunOpt = False,
+        dry_run_rows: DryRunRowsOpt = 2,
     ) -> None:
         run_stage(
             stage,
@@ -64,6 +68,8 @@ def _make(stage: str):
             debug=debug,
             as_json=json_,
             print_config=print_config,
+            dry_run=dry_run,
+            dry_run_rows=dry_run_rows,
         )
 
     command.__name__ = stage.replace("-", "_")
@@ -91,6 +97,8 @@ def distill(
     debug: DebugOpt = False,
     json_: JsonOpt = False,
     print_config: PrintConfigOpt = False,
+    dry_run: DryRunOpt = False,
+    dry_run_rows: DryRunRowsOpt = 2,
 ) -> None:
     run_stage(
         "distill",
@@ -103,6 +111,8 @@ def distill(
         debug=debug,
         as_json=json_,
         print_config=print_config,
+        dry_run=dry_run,
+        dry_run_rows=dry_run_rows,
     )
 
 

@@ -54,6 +54,7 @@ from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model
 from r1cli.grpo.config import UNSUPPORTED_TRL_OPTIONS
 from r1cli.grpo.loss import LOSS_TYPES, compute_advantages, grpo_loss, zero_variance_groups
 from r1cli.grpo.sampler import sample
+from r1cli.prompts import as_written, encode_prompt, prefilled_think
 
 _MM_KEYS = (
     "pixel_values",
@@ -220,6 +221,13 @@ class R1GRPOTrainer(GRPOTrainer):
             self.add_callback(SyncRefModelCallback(ref_model=self.ref_model, accelerator=self.accelerator))
 
     # ------------------------------------------------------------------ rollouts
+
+    def _tokenize_prompts(self, prompts: list):
+        # rendered text goes through the one prompt->token path (one BOS at most); TRL's `tokenizer(text)` would add
+        # a second BOS after a template that writes one (R1 family, Llama-3.x)
+        if prompts and all(isinstance(p, str) for p in prompts):
+            return [encode_prompt(self._tokenizer, p) for p in prompts], None, {}
+        return super()._tokenize_prompts(prompts)
 
     def _fast_generation_applies(self, images: Any, multimodal_fields: Any) -> bool:
         return (
@@ -472,6 +480,12 @@ class R1GRPOTrainer(GRPOTrainer):
     # ------------------------------------------------------------------ rewards, advantages, dynamic sampling
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        # rewards read the completion as the model wrote it: a `<think>` the template pre-filled is put back, as
+        # `r1 eval` and reject-sample do before grading
+        completions = [
+            as_written(prefilled_think(p), c) if isinstance(p, str) and isinstance(c, str) else c
+            for p, c in zip(prompts, completions, strict=True)
+        ]
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._raw_rewards = rewards_per_func
         return rewards_per_func

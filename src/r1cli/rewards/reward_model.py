@@ -174,21 +174,20 @@ class RewardModelScorer:
 def score_texts(model: Any, tokenizer: Any, texts: Sequence[str], *, batch_size: int = 16,
                 max_length: int = 1024) -> list[float]:
     """Scores of a one-label sequence-classification `model` for `texts` (already formatted by `format_pair`):
-    batches of [b, L] token ids (truncated from the left, no special tokens added) -> logits [b, 1] -> floats."""
+    batches of [b, L] token ids (`r1cli.prompts.encode_prompt`: one BOS at most; truncated from the left) ->
+    logits [b, 1] -> floats."""
     import torch
 
+    from r1cli.prompts import encode_prompt
+
     device = next(model.parameters()).device
-    side = tokenizer.truncation_side
-    tokenizer.truncation_side = "left"  # keep the end: the response, and the last token the head reads
     out: list[float] = []
-    try:
-        with torch.inference_mode():
-            for i in range(0, len(texts), batch_size):
-                enc = tokenizer(list(texts[i : i + batch_size]), return_tensors="pt", padding=True, truncation=True,
-                                max_length=max_length, add_special_tokens=False).to(device)
-                out.extend(float(x) for x in model(**enc).logits[:, 0].float().cpu())
-    finally:
-        tokenizer.truncation_side = side
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch_size):
+            # the ids `r1 reward-model` trains on; cut from the left to keep the response and the last token
+            ids = [encode_prompt(tokenizer, t)[-max_length:] for t in texts[i : i + batch_size]]
+            enc = tokenizer.pad({"input_ids": ids}, return_tensors="pt").to(device)
+            out.extend(float(x) for x in model(**enc).logits[:, 0].float().cpu())
     return out
 
 

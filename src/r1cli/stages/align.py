@@ -166,6 +166,14 @@ def build_prompts(cfg: Any, run: Any, tokenizer: Any) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------ stage
 
 
+def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
+    from r1cli.dryrun import sampling_dry_run
+    from r1cli.models import load_tokenizer
+
+    tok = load_tokenizer(cfg)
+    return sampling_dry_run("align", cfg, tok, [r["prompt"] for r in build_prompts(cfg, inputs, tok)[:n]])
+
+
 def run(cfg: Any, run: Any) -> dict[str, Any]:
     from datasets import Dataset
 

@@ -13,11 +13,22 @@ from r1cli.errors import ConfigError
 from r1cli.stages.sft import train_sft
 
 
-def run(cfg: Any, run: Any) -> dict[str, Any]:
+def training_data(cfg: Any, run: Any) -> Any:
     if not cfg.input:
         raise ConfigError("r1 coldstart needs training data", hint="pass --input DATASET (e.g. from `r1 data --cold-start`)")
     ds, ref = load_dataset_input(cfg.input, columns=cfg.columns)
     run.add_input(ref)
+    return ds
+
+
+def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
+    from r1cli.stages.sft import sft_dry_run
+
+    return sft_dry_run("coldstart", cfg, training_data(cfg, inputs), n)
+
+
+def run(cfg: Any, run: Any) -> dict[str, Any]:
+    ds = training_data(cfg, run)
     with run.timed("train"):
         metrics = train_sft(cfg, run, ds, resume=run.resume)
     return {"metrics": metrics}

@@ -221,22 +221,6 @@ def select_traces(cfg: Any, rows: list[dict[str, Any]], traces: list[list[dict[s
 # ---------------------------------------------------------------------------------------------- training
 
 
-def student_rendering(cfg: Any, builtin: bool) -> None:
-    """Resolve `template: auto` against the student's tokenizer (as `r1 eval` renders its prompts): sets
-    `cfg.template` / `cfg.instruction` to what `stages.sft` applies."""
-    if cfg.template != "auto":
-        return
-    from r1cli.models import load_tokenizer
-
-    tok = load_tokenizer(cfg)
-    if getattr(tok, "chat_template", None):
-        cfg.template = "chat"
-        if builtin:
-            cfg.instruction = None
-    else:
-        cfg.template = "r1-zero"
-
-
 def trace_input(cfg: Any, run: Any) -> Any:
     """The trace dataset of `--train-only`: a distill run (its data/, whatever the run's kind), or any dataset."""
     from r1cli.data_io import load_dataset_input
@@ -266,6 +250,33 @@ def _save_dataset(rows: list[dict[str, Any]], folder: Path) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- stage
+
+
+def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
+    """--train-only: the student's first training sequences; else the teacher's first prompts as its sampler
+    receives them (an endpoint teacher renders its own template: the student's rendering is shown instead)."""
+    from types import SimpleNamespace
+
+    from r1cli.dryrun import sampling_dry_run
+    from r1cli.models import load_tokenizer
+    from r1cli.prompts import render_prompt
+    from r1cli.stages.sft import sft_dry_run
+    from r1cli.teacher import is_endpoint
+
+    if cfg.train_only:
+        return sft_dry_run("distill", cfg, trace_input(cfg, inputs), n)
+    if not cfg.teacher or not cfg.input:
+        raise ConfigError("r1 distill needs a teacher and prompts", hint="set teacher and --input")
+    rows, builtin = prompt_rows(cfg, inputs)
+    local = not is_endpoint(cfg.teacher)
+    spec = cfg.teacher if local else cfg.model
+    tok = load_tokenizer(SimpleNamespace(model=spec, trust_remote_code=cfg.trust_remote_code, revision=None))
+    prompts = [render_prompt(r["prompt"], builtin_task=builtin, tokenizer=tok, template=cfg.template,
+                             instruction=cfg.instruction) for r in rows[:n]]
+    d = sampling_dry_run("distill", cfg, tok, prompts, model=spec)
+    if not local:
+        d.notes.append(f"the endpoint {cfg.teacher} renders prompts with its own chat template; shown: the student's")
+    return d
 
 
 def run(cfg: Any, run: Any) -> dict[str, Any]:
@@ -314,7 +325,6 @@ def run(cfg: Any, run: Any) -> dict[str, Any]:
         if cfg.generate_only:
             run.kind = "dataset"  # the run is the trace artifact: its manifest hashes data/
             return {"metrics": metrics, "data": data, "manifest_extra": extra}
-    student_rendering(cfg, builtin)
     with run.timed("train"):
         metrics["train"] = train_sft(cfg, run, ds, resume=run.resume)
     return {"metrics": metrics, "data": data, "manifest_extra": extra}

@@ -63,16 +63,6 @@ def render_prompt(question: str, kind: str, tokenizer: Any, cfg: Any) -> str:
     )
 
 
-def prefilled_think(prompt: str) -> str:
-    """The `<think>` prefill at the end of a prompt (to put back before grading), or ''."""
-    from r1cli.prompts import THINK_CLOSE, THINK_OPEN
-
-    i = prompt.rfind(THINK_OPEN)
-    if i < 0 or prompt.find(THINK_CLOSE, i) >= 0 or prompt[i + len(THINK_OPEN):].strip():
-        return ""
-    return prompt[i:]
-
-
 # ---------------------------------------------------------------------------------------------- grading
 
 
@@ -87,11 +77,12 @@ class Grader:
 
     def record(self, index: int, row: dict[str, Any], prompt: str, key: str, samples: Sequence[Any]) -> dict:
         from r1cli.evaluation import majority_cluster
+        from r1cli.prompts import as_written, prefilled_think
         from r1cli.rewards.answers import extract_answer
         from r1cli.rewards.engine import cluster_answers, grade
 
         prefix = prefilled_think(prompt)
-        texts = [prefix + s.text for s in samples]
+        texts = [as_written(prefix, s.text) for s in samples]
         answers = [extract_answer(t) for t in texts]
         if self.bench.kind == "task":
             verdicts: list[bool | None] = [bool(self.bench.task.verify(row, a)) for a in answers]
@@ -177,8 +168,7 @@ def protocol_key(cfg: Any, bench: Any, k: int, prompt: str) -> str:
 # ---------------------------------------------------------------------------------------------- stage
 
 
-def run(cfg: Any, run: RunDir) -> dict[str, Any]:
-    from r1cli.evaluation import ProblemResult, summarize
+def load_benchmarks(cfg: Any) -> list[Any]:
     from r1cli.models import PRESETS
     from r1cli.tasks.benchmarks import load_benchmark
 
@@ -187,18 +177,35 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
         # benchmarks are known to be good
         resolve_input(cfg.model, "model", name="model")
     benches = []
+    for spec in dict.fromkeys(cfg.benchmarks):
+        _check_benchmark_path(spec)
+        b = load_benchmark(spec, columns=cfg.columns or None, limit=cfg.limit, seed=0,
+                           task_params=cfg.task_params or None)
+        if cfg.oracle and not b.has_solutions:
+            raise UsageError(
+                f"--oracle: benchmark {b.name!r} has no reference `solution` for every row",
+                hint="map a solution column (columns: {solution: ...}) or drop --oracle",
+            )
+        benches.append(b)
+        log(f"benchmark {b.name}: {len(b.rows)} problems from {b.source}")
+    return benches
+
+
+def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
+    from r1cli.dryrun import sampling_dry_run
+    from r1cli.models import load_tokenizer
+
+    benches = load_benchmarks(cfg)
+    tok = load_tokenizer(cfg)
+    prompts = [render_prompt(row["prompt"], b.kind, tok, cfg) for b in benches for row in b.rows]
+    return sampling_dry_run("eval", cfg, tok, prompts[:n])
+
+
+def run(cfg: Any, run: RunDir) -> dict[str, Any]:
+    from r1cli.evaluation import ProblemResult, summarize
+
     with run.timed("load_benchmarks"):
-        for spec in dict.fromkeys(cfg.benchmarks):
-            _check_benchmark_path(spec)
-            b = load_benchmark(spec, columns=cfg.columns or None, limit=cfg.limit, seed=0,
-                               task_params=cfg.task_params or None)
-            if cfg.oracle and not b.has_solutions:
-                raise UsageError(
-                    f"--oracle: benchmark {b.name!r} has no reference `solution` for every row",
-                    hint="map a solution column (columns: {solution: ...}) or drop --oracle",
-                )
-            benches.append(b)
-            log(f"benchmark {b.name}: {len(b.rows)} problems from {b.source}")
+        benches = load_benchmarks(cfg)
     model = tok = None
     if not cfg.oracle:
         from r1cli.models import load_model, load_tokenizer, model_ref, resolve_model
@@ -206,12 +213,7 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
         run.add_input(model_ref(cfg.model))
         with run.timed("load_model"):
             if cfg.backend == "vllm":
-                model, tok = resolve_model(cfg.model), load_tokenizer(cfg)
-                if (Path(model) / "adapter_config.json").is_file():
-                    raise UsageError(
-                        f"backend vllm loads full models, and {cfg.model!r} is a PEFT adapter",
-                        hint="merge it first (r1cli.models.merge_adapter) or use backend: hf",
-                    )
+                model, tok = resolve_model(cfg.model), load_tokenizer(cfg)  # an adapter is merged for vLLM
             else:
                 model, tok = load_model(cfg)
     samples = SampleLog(run.path / SAMPLES)
@@ -311,7 +313,7 @@ def _generate(cfg, bench, k, todo, prompts, keys, model, tok, grader, samples) -
     generate(
         model, tok, [prompts[i] for i in todo], n=k, temperature=cfg.temperature, top_p=cfg.top_p,
         max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=cfg.batch_size, backend=cfg.backend,
-        on_prompt_done=done,
+        on_prompt_done=done, vllm_options=cfg.vllm_options(),
     )
 
 

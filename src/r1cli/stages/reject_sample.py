@@ -61,14 +61,28 @@ MAX_AUTO_BATCH = 512
 
 def load_prompts(cfg: Any, run: RunDir) -> tuple[list[dict[str, Any]], bool, str]:
     """(rows with prompt / answer / task?, whether all rows are built-in task rows, source description)."""
-    from r1cli.data_io import prompt_rows
+    from r1cli.data_io import prompt_rows, prompt_source
     from r1cli.tasks import available_tasks
 
-    source = cfg.input or cfg.task or "arith"
+    source = prompt_source(cfg, "reject-sample")
     rows, builtin = prompt_rows(source, run=run, stage="reject-sample", task_n=cfg.num_prompts or 1000,
                                 dataset_n=cfg.num_prompts, seed=cfg.seed, columns=cfg.columns,
                                 task_params=cfg.task_params, task=cfg.task)
     return rows, builtin, (f"task:{source}:train:seed{cfg.seed}" if source in available_tasks() else str(source))
+
+
+def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
+    from r1cli.dryrun import sampling_dry_run
+    from r1cli.models import load_tokenizer
+    from r1cli.prompts import render_prompt
+    from r1cli.tasks import available_tasks
+
+    rows, _, _ = load_prompts(cfg, inputs)
+    tok = load_tokenizer(cfg)
+    prompts = [render_prompt(r["prompt"], builtin_task=r.get("task") in available_tasks(), tokenizer=tok,
+                             template=cfg.template, instruction=cfg.instruction, think_prefix=cfg.think_prefix)
+               for r in rows if has_answer(r)]
+    return sampling_dry_run("reject-sample", cfg, tok, prompts[:n])
 
 
 def has_answer(row: dict[str, Any]) -> bool:
@@ -179,7 +193,7 @@ class ShardWorker:
     def process(self, first_index: int, rows: list[dict[str, Any]], batch_size: int) -> tuple[list[dict], dict]:
         from r1cli.filters import first_failure
         from r1cli.generation import generate
-        from r1cli.stages.eval import prefilled_think
+        from r1cli.prompts import as_written, prefilled_think
         from r1cli.tasks import available_tasks
 
         cfg = self.cfg
@@ -202,10 +216,10 @@ class ShardWorker:
             t0 = time.perf_counter()
             got = generate(self.model, self.tok, prompts, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
                            max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=batch_size,
-                           backend=cfg.backend, progress=False)
+                           backend=cfg.backend, progress=False, vllm_options=cfg.vllm_options())
             self.gen_seconds += time.perf_counter() - t0
             # (row, sample j, text) of each completion, then its fate
-            items = [(i, j, prefilled_think(p) + s.text, s.finish_reason)
+            items = [(i, j, as_written(prefilled_think(p), s.text), s.finish_reason)
                      for i, p, samples in zip(sampled, prompts, got, strict=True) for j, s in enumerate(samples)]
             counts["samples"] = len(items)
             fate: list[str | None] = [None] * len(items)

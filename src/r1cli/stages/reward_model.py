@@ -74,6 +74,15 @@ def pair_text(tokenizer: Any, prompt: Any, response: Any) -> str:
     return format_pair(tokenizer, prompt, response)
 
 
+def _token_pairs(tokenizer: Any, pairs: list[dict[str, str]]) -> list[dict[str, list[int]]]:
+    """Pairs as the ids the reward model is trained and scored on (one BOS at most; TRL would add another to a
+    template that writes one)."""
+    from r1cli.prompts import encode_prompt
+
+    return [{"chosen_ids": encode_prompt(tokenizer, p["chosen"]), "rejected_ids": encode_prompt(tokenizer, p["rejected"])}
+            for p in pairs]
+
+
 def _texts(tokenizer: Any, rows: list[dict[str, Any]]) -> list[dict[str, str]]:
     return [{"chosen": pair_text(tokenizer, r.get("prompt"), r["chosen"]),
              "rejected": pair_text(tokenizer, r.get("prompt"), r["rejected"])} for r in rows]
@@ -121,6 +130,22 @@ def _lora(cfg: Any, model: Any) -> Any:
                       target_modules=targets, task_type="SEQ_CLS")
 
 
+def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
+    """The chosen side of the first `n` training pairs as the ids the reward model is trained on; the loss mask
+    marks the last token, whose score the head reads."""
+    from r1cli.dryrun import DryRun, Example
+    from r1cli.models import load_tokenizer
+
+    tok = load_tokenizer(cfg)
+    train, _ = _rows(cfg, inputs)
+    examples = []
+    for pair in _token_pairs(tok, _texts(tok, train[:n])):
+        ids = pair["chosen_ids"]
+        examples.append(Example(text=tok.decode(ids), input_ids=ids, loss_mask=[0] * (len(ids) - 1) + [1],
+                                prompt_ids=ids))
+    return DryRun("reward-model", "reward", tok, examples, max_length=cfg.max_length)
+
+
 def run(cfg: Any, run: Any) -> dict[str, Any]:
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
@@ -159,7 +184,7 @@ def run(cfg: Any, run: Any) -> dict[str, Any]:
     model.to(device)
 
     train_rows, test_rows = _rows(cfg, run)
-    train = Dataset.from_list(_texts(tok, train_rows))
+    train = Dataset.from_list(_token_pairs(tok, _texts(tok, train_rows)))
     test = _texts(tok, test_rows)
     flaws = [r.get("flaw") for r in test_rows] if all("flaw" in r for r in test_rows) else None
     max_len = cfg.max_length or 1024

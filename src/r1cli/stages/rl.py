@@ -23,8 +23,9 @@ def prompt_rows(cfg: Any, run: Any) -> tuple[list[dict[str, Any]], bool]:
     """Rows {prompt (the question), answer, task?, ...} and whether they come from a built-in task: `train_size`
     generated problems of a built-in task, or every row of a dataset with prompt and answer columns."""
     from r1cli.data_io import prompt_rows as rows_of
+    from r1cli.data_io import prompt_source
 
-    return rows_of(cfg.input or cfg.task or "arith", run=run, stage="RL", task_n=cfg.train_size, seed=cfg.seed,
+    return rows_of(prompt_source(cfg, "rl"), run=run, stage="RL", task_n=cfg.train_size, seed=cfg.seed,
                    columns=getattr(cfg, "columns", None), task_params=cfg.task_params, require=("prompt", "answer"))
 
 
@@ -48,7 +49,18 @@ def rollout_dataset(cfg: Any, rows: list[dict[str, Any]], builtin: bool, tokeniz
     return Dataset.from_list([{**r, "question": r["prompt"], "prompt": render(r["prompt"])} for r in rows])
 
 
+def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
+    from r1cli.models import load_tokenizer
+
+    rows, builtin = prompt_rows(cfg, inputs)
+    tok = load_tokenizer(cfg)
+    from r1cli.dryrun import sampling_dry_run
+
+    return sampling_dry_run("rl", cfg, tok, [r["prompt"] for r in rollout_dataset(cfg, rows[:n], builtin, tok)])
+
+
 def run(cfg: Any, run: Any) -> dict[str, Any]:
+    from r1cli.dryrun import sampling_dry_run, warn_failed
     from r1cli.models import load_model, model_ref
     from r1cli.rewards import build_rewards
 
@@ -59,6 +71,7 @@ def run(cfg: Any, run: Any) -> dict[str, Any]:
     run.add_input(model_ref(cfg.model))
     model, tokenizer = load_model(cfg, for_training=True)
     data = rollout_dataset(cfg, rows, builtin, tokenizer)
+    warn_failed(sampling_dry_run("rl", cfg, tokenizer, [data[i]["prompt"] for i in range(min(2, len(data)))]))
     return {"metrics": train_grpo(cfg, run, model, tokenizer, data, funcs, title=f"r1 rl: {cfg.model}")}
 
 

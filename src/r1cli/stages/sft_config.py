@@ -32,11 +32,19 @@ class SFTStageArgs:
     columns: dict[str, str] = field(
         default_factory=dict, metadata={"help": "Column mapping {ours: theirs}, e.g. {prompt: question}."}
     )
-    template: Literal["chat", "r1-zero", "plain"] = field(
-        default="chat", metadata={"help": "How prompts are rendered for the model (see r1cli.prompts)."}
+    template: Literal["auto", "chat", "r1-zero", "plain"] = field(
+        default="auto",
+        metadata={
+            "help": "How prompts are rendered, as `r1 eval`/`r1 rl` render them: auto = the chat template when the "
+            "tokenizer has one (no instruction on built-in task rows), else r1-zero."
+        },
     )
     instruction: Optional[str] = field(
-        default=None, metadata={"help": "Appended to each user prompt (e.g. R1's \\boxed{} instruction); null: none."}
+        default=R1_INSTRUCTION,
+        metadata={"help": "Appended to each user prompt (R1's \\boxed{} instruction, as eval appends); null: none."},
+    )
+    think_prefix: bool = field(
+        default=False, metadata={"help": "Prefill `<think>\\n` after the generation prompt (match `r1 eval`)."}
     )
     answer_format: Literal["tag", "boxed"] = field(
         default="tag",
@@ -102,17 +110,6 @@ class DistillConfig(ColdstartConfig):
     generate_only: bool = field(default=False, metadata={"help": "Only write the trace dataset (<output>/data)."})
     train_only: bool = field(
         default=False, metadata={"help": "Only train the student on an existing trace dataset (input)."}
-    )
-    template: Literal["auto", "chat", "r1-zero", "plain"] = field(
-        default="auto",
-        metadata={
-            "help": "How prompts are rendered for teacher and student; auto = as `r1 eval` does: the chat template "
-            "(no instruction for built-in tasks, `instruction` otherwise), r1-zero without a chat template."
-        },
-    )
-    instruction: Optional[str] = field(
-        default=R1_INSTRUCTION,
-        metadata={"help": "Appended to the user turn (template chat/plain; with auto not for built-in tasks)."},
     )
     task_params: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "Difficulty knobs when input is a built-in task, e.g. {max_terms: 4}."}
