@@ -73,6 +73,16 @@ def test_config_error_is_one_line_offline_without_bitsandbytes(tmp_path, stage, 
     assert "bitsandbytes" not in modules
 
 
+@pytest.mark.slow
+def test_config_error_of_a_4bit_recipe_imports_no_bitsandbytes(tmp_path):
+    """The config is resolved with bitsandbytes blocked even when it asks for 4-bit (lifted only once it is valid)."""
+    (tmp_path / "qlora.yaml").write_text("load_in_4bit: true\nuse_peft: true\nlearnig_rate: 1e-5\n")
+    r, attempts, modules = r1_fenced(tmp_path, "rl", "--recipe", "qlora.yaml", offline=False)
+    assert r.returncode == 2
+    assert r.stderr.splitlines()[0] == "error: unknown config key 'learnig_rate'", r.stderr
+    assert len(r.stderr.splitlines()) == 2 and attempts == [] and "bitsandbytes" not in modules
+
+
 @pytest.mark.parametrize("offline", [False, True], ids=["hub-online-mode", "HF_HUB_OFFLINE"])
 def test_yaml_error_imports_no_torch(tmp_path, offline):
     (tmp_path / "broken.yaml").write_text("learning_rate: [1e-3\n")
