@@ -60,3 +60,21 @@ def test_block_lift_and_quiet_import(offline):
     assert r.returncode == 0 and r.stdout == "ok\n", r.stdout + r.stderr
     # bitsandbytes' CPU backend asks the hub for a kernel and warns when it cannot have it: those records only
     assert r.stderr == "", r.stderr
+
+
+def test_only_the_new_score_head_report_is_dropped():
+    import logging
+
+    from r1cli.thirdparty import _DropNewScoreHeadReport
+
+    head = "\x1b[1mQwen2ForSequenceClassification LOAD REPORT\x1b[0m from: base\nKey          | Status  | \n" \
+           "-------------+---------+-\n"
+    new_head = head + "score.weight | \x1b[31mMISSING\x1b[0m | \n\nNotes:\n- MISSING:\tnewly initialized"
+    also_mismatch = new_head.replace("\n\nNotes", "\nmodel.norm.weight | MISMATCH | Reinit\n\nNotes")
+    causal = new_head.replace("ForSequenceClassification", "ForCausalLM")
+
+    def kept(msg: str) -> bool:
+        return _DropNewScoreHeadReport().filter(logging.LogRecord("t", logging.WARNING, "", 0, msg, None, None))
+
+    assert not kept(new_head)
+    assert kept(also_mismatch) and kept(causal) and kept("some other warning")

@@ -87,6 +87,24 @@ def _drop(logger: str, *prefixes: str) -> None:
         logging.getLogger(logger).addFilter(_DropMessages(*prefixes))
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class _DropNewScoreHeadReport(logging.Filter):
+    """transformers' LOAD REPORT when a causal LM is loaded as `*ForSequenceClassification` and the only news is
+    its new `score` head (MISSING): what `r1 reward-model` always does, and says in its own log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = _ANSI.sub("", str(record.msg))
+        if "ForSequenceClassification LOAD REPORT" not in msg:
+            return True
+        rows = [ln.split("|") for ln in msg.splitlines() if ln.count("|") >= 2 and not ln.startswith(("Key", "-"))]
+        only_new_head = bool(rows) and all(
+            r[0].strip().startswith("score.") and r[1].strip() == "MISSING" for r in rows
+        )
+        return not only_new_head
+
+
 def quiet_bitsandbytes_kernel() -> None:
     """When bitsandbytes is really needed, its CPU backend still asks the hub for an optional faster 4-bit kernel
     and warns when it cannot have it (it then uses its own kernel): nothing a user can act on, so these two
@@ -100,6 +118,8 @@ def quiet_library_warnings() -> None:
 
     - transformers >= 5.2x deprecates `PreTrainedModel.is_gradient_checkpointing`, which TRL's
       `unwrap_model_for_generation` and peft's `PeftModel.__init__` still read (a FutureWarning per run).
+    - transformers' LOAD REPORT of a reward model's new score head (see `_DropNewScoreHeadReport`); any other
+      load report (mismatched or unexpected weights) still shows.
     """
     import warnings
 
@@ -107,6 +127,9 @@ def quiet_library_warnings() -> None:
     warnings.filterwarnings(
         "ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning
     )
+    if "transformers.modeling_utils" not in _quieted:
+        _quieted.add("transformers.modeling_utils")
+        logging.getLogger("transformers.modeling_utils").addFilter(_DropNewScoreHeadReport())
 
 
 def no_download_counter() -> None:
