@@ -1,5 +1,6 @@
-"""Helpers shared by the reliability suite: run `r1` in-process (one pytest process pays the imports once) or as a
-subprocess, hash a folder tree, and check the one-line error contract."""
+"""Helpers shared by the reliability suite: run `r1` in-process (building artifacts), as many commands in one fresh
+driver process (`_driver.py`), or as a process of its own, the last two with the network fenced off
+(`tests/netguard.py`); hash a folder tree; check the one-line error contract."""
 
 from __future__ import annotations
 
