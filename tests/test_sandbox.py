@@ -225,7 +225,24 @@ def test_extract_code_rules():
     assert extract_code("<think>\n```python\nprint(1)\n```\n</think>\nno code") is None
     assert extract_code("<think>\nx\n</think>\n<answer>\nprint(5)\n</answer>") == "print(5)"
     assert extract_code("```js\nconsole.log(1)\n```") is None
-    assert extract_code("```" * 100_001) is None or True  # linear on fence floods
+
+
+
+def test_extract_code_on_fence_floods_is_bounded():
+    """300 kB of fences: no program (no fence pair opens a python block), found in linear time (the fence scan is
+    capped at _MAX_FENCES; a quadratic pairing would take minutes here, the linear scan takes about a millisecond)."""
+    floods = {
+        "```" * 100_001: None,  # fences without an info line: no block
+        "<answer>" + "```" * 100_001: None,
+        "```js\n" * 100_001: None,  # blocks of another language
+        "```\nprint(1)\n" * 100_001: "print(1)\n",  # bare fences pair up: the last complete block is the program
+    }
+    for text, expected in floods.items():
+        t0 = time.perf_counter()
+        got = extract_code(text)
+        elapsed = time.perf_counter() - t0
+        assert got == expected, (text[:20], got and got[:40])
+        assert elapsed < 0.5, f"{elapsed:.2f} s on a {len(text)}-character flood of {text[:12]!r}"
 
 
 def test_passed_compares_outside():

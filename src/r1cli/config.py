@@ -313,10 +313,17 @@ def load_config(
     overrides: dict[str, Any] | None = None,
 ) -> Any:
     """Resolve a stage config: dataclass defaults < recipe YAML < `--set` < explicit CLI options (non-None)."""
+    return build(cls, config_values(recipe, sets, overrides))
+
+
+def config_values(
+    recipe: str | Path | None = None, sets: list[str] | None = None, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The merged recipe, `--set` and option values, before any config class is involved: a recipe that is missing
+    or not YAML, or a `--set` without `=`, fails here without importing the trainer configs (torch, TRL)."""
     values = read_recipe(recipe)
     values = deep_merge(values, parse_set(sets))
-    values = deep_merge(values, {k: v for k, v in (overrides or {}).items() if v is not None})
-    return build(cls, values)
+    return deep_merge(values, {k: v for k, v in (overrides or {}).items() if v is not None})
 
 
 def to_plain(obj: Any) -> Any:

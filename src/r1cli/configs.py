@@ -28,12 +28,7 @@ def __getattr__(name: str) -> Any:
     mod = _LAZY.get(name)
     if mod is None:
         raise AttributeError(name)
-    try:
-        return getattr(importlib.import_module(mod), name)
-    except ModuleNotFoundError as e:
-        if e.name == mod:
-            return None  # stage not built yet -> the CLI reports "not implemented" (exit 4)
-        raise
+    return getattr(importlib.import_module(mod), name)
 
 
 def _check(cond: bool, msg: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_USAGE = 2  # bad command line, recipe or config value
 EXIT_INPUT = 3  # bad input artifact (missing, incomplete manifest, wrong kind, bad columns)
-EXIT_STAGE = 4  # the stage itself failed (or is not implemented)
+EXIT_STAGE = 4  # the stage itself failed
 
 
 class R1Error(Exception):
@@ -47,10 +47,3 @@ class StageError(R1Error):
 
     exit_code = EXIT_STAGE
 
-
-class NotImplementedStage(StageError):
-    def __init__(self, stage: str):
-        super().__init__(
-            f"`r1 {stage}` is not implemented yet in this version of r1cli",
-            hint="see README.md for the commands that work today",
-        )

@@ -268,8 +268,10 @@ def _from_pretrained(r: ResolvedModel, args: Any, device: str) -> Any:
         kwargs["revision"] = args.revision
     four_bit = bool(getattr(args, "load_in_4bit", False))
     if four_bit:
+        from r1cli.thirdparty import allow_bitsandbytes
+
         try:
-            import bitsandbytes  # noqa: F401
+            allow_bitsandbytes()  # lifts `run_stage`'s block (configs are resolved without it)
         except ImportError:
             raise StageError("load_in_4bit needs bitsandbytes", hint="pip install bitsandbytes") from None
         from transformers import BitsAndBytesConfig
@@ -312,11 +314,8 @@ def disable_bnb_cpu_packing(model: Any) -> int:
     """
     import sys
 
-    if "bitsandbytes" not in sys.modules:
-        return 0
-    try:
-        import bitsandbytes as bnb
-    except ImportError:
+    bnb = sys.modules.get("bitsandbytes")  # None also when r1cli.thirdparty blocks it
+    if bnb is None:
         return 0
     n = 0
     for m in model.modules():

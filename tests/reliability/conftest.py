@@ -1,19 +1,24 @@
-"""Helpers shared by the reliability suite: run `r1` in-process (one pytest process pays the imports once) or as a
-subprocess, hash a folder tree, and check the one-line error contract."""
+"""Helpers shared by the reliability suite: run `r1` in-process (building artifacts), as many commands in one fresh
+driver process (`_driver.py`), or as a process of its own, the last two with the network fenced off
+(`tests/netguard.py`); hash a folder tree; check the one-line error contract."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import io
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
 @dataclass
@@ -21,6 +26,7 @@ class Result:
     code: int
     stdout: str
     stderr: str
+    net: list[str] = field(default_factory=list)  # network attempts (fenced runs only)
 
 
 def r1_inproc(*args: str) -> Result:
@@ -43,15 +49,39 @@ def r1_inproc(*args: str) -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
-def r1_subprocess(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Result:
-    e = dict(os.environ)
-    e.pop("R1CLI_DEBUG", None)
+def _env(offline: bool, extra: dict[str, str] | None = None) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if k not in OFFLINE_VARS and k != "R1CLI_DEBUG"}
     e.setdefault("OMP_NUM_THREADS", "1")
     e.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    e.update(env or {})
-    r = subprocess.run([sys.executable, "-m", "r1cli", *map(str, args)], capture_output=True, text=True, env=e,
-                       timeout=timeout)
-    return Result(r.returncode, r.stdout, r.stderr)
+    if offline:
+        e["HF_HUB_OFFLINE"] = "1"
+    e.update(extra or {})
+    return e
+
+
+def r1_subprocess(*args: str, env: dict[str, str] | None = None, offline: bool = False,
+                  timeout: float = 300) -> Result:
+    """`r1 ARGS` in a fresh process of its own with the network fenced off (`tests/netguard.py`)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        netlog = Path(d) / "net.log"
+        r = subprocess.run([sys.executable, str(TESTS / "netguard.py"), *map(str, args)], capture_output=True,
+                           text=True, env=_env(offline, {**(env or {}), "R1CLI_NETLOG": str(netlog)}),
+                           timeout=timeout)
+        net = netlog.read_text().splitlines() if netlog.exists() else []
+    return Result(r.returncode, r.stdout, r.stderr, net)
+
+
+def r1_driver(cases: list[dict], *, roots: list[Path], workdir: Path, offline: bool,
+              timeout: float = 1800) -> dict[str, dict]:
+    """Run `cases` ([{id, argv}]) one after the other in one fresh interpreter (`_driver.py`); {id: result}."""
+    spec, results = workdir / "driver-spec.json", workdir / "driver-results.json"
+    spec.write_text(json.dumps({"roots": [str(r) for r in roots], "cases": cases}))
+    r = subprocess.run([sys.executable, str(Path(__file__).with_name("_driver.py")), str(spec), str(results)],
+                       capture_output=True, text=True, env=_env(offline), timeout=timeout)
+    assert r.returncode == 0 and results.exists(), f"the driver failed:\n{r.stdout}\n{r.stderr}"
+    return json.loads(results.read_text())
 
 
 def tree_hash(*roots: Path) -> dict[str, str]:
@@ -70,16 +100,27 @@ def tree_hash(*roots: Path) -> dict[str, str]:
     return out
 
 
-def error_lines(r: Result) -> list[str]:
-    """The non-empty stderr lines; asserts the one-line error contract (error line, optional hint, no traceback)."""
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+class NoisyStderr(AssertionError):
+    """stderr holds more than the error line and its hint (a known leak is marked xfail with raises=NoisyStderr,
+    so the case's other checks still fail it for real)."""
+
+
+def error_line(r: Result) -> str:
+    """The `error:` line with its hint, wherever they are in stderr; no traceback."""
     assert "Traceback" not in r.stderr, r.stderr
-    errs = [ln for ln in lines if ln.startswith("error:")]
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    errs = [i for i, ln in enumerate(lines) if ln.startswith("error: ")]
     assert len(errs) == 1, f"expected one error line, got:\n{r.stderr}"
-    i = lines.index(errs[0])
-    tail = lines[i + 1:]
-    assert len(tail) <= 1 and all(t.startswith("hint:") for t in tail), f"lines after the error:\n{r.stderr}"
-    return lines
+    return "\n".join(lines[errs[0]:errs[0] + 2])
+
+
+def assert_only_error(r: Result) -> None:
+    """The whole stderr is one `error:` line and at most one `hint:` line: no library warning or log record, no
+    progress bar, no log line of the stage."""
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    ok = bool(lines) and lines[0].startswith("error: ") and len(lines) <= 2
+    if not (ok and all(ln.startswith("hint: ") for ln in lines[1:])):
+        raise NoisyStderr(f"stderr is not just the error (+ hint):\n{r.stderr}")
 
 
 POLL = 0.005  # seconds between checks of a kill condition

@@ -1,12 +1,11 @@
-"""Bad inputs across the `r1` commands: each gives one error line (plus an optional hint), the documented exit code
-(2 config/usage, 3 bad input artifact), no traceback, nothing on stdout, and leaves every existing file untouched.
+"""Bad inputs across the `r1` commands: each prints exactly one error line (plus at most one hint) and nothing else
+on stderr, exits with the documented code (2 config/usage, 3 bad input artifact), prints nothing on stdout, makes
+no network attempt, and leaves every existing file untouched.
 
-Most cases run in-process through the CLI's real error boundary (`r1cli.cli.main`), so the suite pays torch /
-transformers / trl imports once; a handful run as real subprocesses (`python -m r1cli`), where library warnings and
-logging handlers write to the real stderr.
-
-Stages being built by others (reject-sample, align, distill, reward-model) get config-only cases that skip while the
-stage reports "not implemented".
+The cases run through the CLI's real error boundary (`r1cli.cli.main`) in one fresh interpreter
+(`_driver.py`: the whole stderr of each case captured at the file-descriptor level, the network fenced off by
+`tests/netguard.py`), once with HF_HUB_OFFLINE unset and a representative subset again with HF_HUB_OFFLINE=1;
+a handful also run as processes of their own (`python -m r1cli`).
 """
 
 from __future__ import annotations
@@ -20,7 +19,16 @@ from types import SimpleNamespace
 
 import pytest
 
-from .conftest import error_lines, r1_inproc, r1_subprocess, tree_hash
+from .conftest import (
+    NoisyStderr,
+    Result,
+    assert_only_error,
+    error_line,
+    r1_driver,
+    r1_inproc,
+    r1_subprocess,
+    tree_hash,
+)
 
 USAGE, INPUT = 2, 3
 
@@ -31,7 +39,9 @@ class Case:
     args: Callable[[SimpleNamespace, Path], list]  # (artifacts, fresh output path) -> argv
     code: int
     needle: str  # a substring of the error line (case-insensitive)
-    xfail: str | None = None  # a known bug in a file this suite's author does not own (fix requested)
+    # a known leak on stderr (log lines, library output before the error) in a file this suite's author does not
+    # own (fix requested): the case's other checks still run, the stderr-only check is expected to fail
+    xfail: str | None = None
 
 
 def _copy_model(src: Path, dst: Path, **config_changes) -> Path:
@@ -134,6 +144,23 @@ def arts(tmp_path_factory, tiny_base_path) -> SimpleNamespace:
     return a
 
 
+# Known leaks on stderr, in files this suite's author does not own (fixes requested from their owners):
+EVAL_LOGS_FIRST = ("stages/eval.py logs 'benchmark NAME: N problems from ...' before the model loads, so a model "
+                   "that cannot load prints that line before the error: log it after load_model")
+RL_LOGS_FIRST = ("stages/rl.py logs 'prompts: ...' and 'rewards: ...' before the policy loads: log them after "
+                 "load_model, or resolve the model first (as eval does with resolve_input)")
+RL_PROMPTS_BEFORE_REWARDS = ("stages/rl.py builds the prompt set ('prompts: 20000 generated ...') before "
+                             "build_rewards validates the reward params: build the rewards first")
+SFT_MODEL_FIRST = ("stages/sft.py loads the model ('Loading weights' bar, 'model: ...' line) before checking the "
+                   "dataset's columns, and datasets prints its 'Generating train split' bar: check the rows first")
+DATASETS_NOISE = ("data_io.load_dataset_input: datasets prints its 'Generating train split' bar and logs 'Failed "
+                  "to load JSON from file ... JSON parse error ...' before r1's error (which lacks that detail): "
+                  "read local inputs with datasets' progress bars and logging off, and put the cause in the error")
+LOADER_NOISE = ("models.load_model: transformers prints the 'Loading weights' bar (and, for mismatched sizes, its "
+                "LOAD REPORT log record) before r1's error; check the tokenizer before the weights and word the "
+                "mismatch as r1's own error")
+
+
 RL_TINY = ["--set", "max_steps=1", "--set", "train_size=8", "--set", "per_device_train_batch_size=4", "--set",
            "num_generations=2", "--set", "max_completion_length=8", "--set", "save_strategy=no"]
 
@@ -215,7 +242,8 @@ CASES: list[Case] = [
                                             "--output", o], USAGE, "acuracy"),
     Case("rl-unknown-reward-param", lambda a, o: ["rl", "--model", a.base, "--set",
                                                   "rewards=[{name: accuracy, params: {bogus: 1}}]", "--output", o],
-         USAGE, "bogus"),
+         USAGE, "bogus",
+         xfail=RL_PROMPTS_BEFORE_REWARDS),
     Case("rl-batch-not-divisible", lambda a, o: ["rl", "--model", a.base, "--set", "per_device_train_batch_size=6",
                                                  "--set", "num_generations=4", "--output", o], USAGE, "divisible"),
     # RLConfig's own range checks (grpo/config.py), before any model loads
@@ -255,7 +283,8 @@ CASES: list[Case] = [
     Case("coldstart-model-missing", lambda a, o: ["coldstart", "--model", a.root / "nope", "--input", a.cs_run,
                                                    "--output", o], INPUT, "does not exist"),
     Case("rl-model-missing", lambda a, o: ["rl", "--model", "./nope/model", "--input", a.data_run, "--output", o],
-         INPUT, "does not exist"),
+         INPUT, "does not exist",
+         xfail=RL_LOGS_FIRST),
     Case("merge-model-missing", lambda a, o: ["merge", "--model", a.root / "nope", "--output", o], INPUT,
          "does not exist"),
     Case("coldstart-input-missing", lambda a, o: ["coldstart", "--model", a.base, "--input", a.root / "nope",
@@ -284,7 +313,8 @@ CASES: list[Case] = [
     Case("rl-empty-jsonl", lambda a, o: ["rl", "--model", a.base, "--input", a.empty_jsonl, "--output", o], INPUT,
          "empty"),
     Case("coldstart-missing-columns", lambda a, o: ["coldstart", "--model", a.base, "--input", a.nocols,
-                                                     "--output", o], INPUT, "needs columns"),
+                                                     "--output", o], INPUT, "needs columns",
+         xfail=SFT_MODEL_FIRST),
     Case("rl-missing-columns", lambda a, o: ["rl", "--model", a.base, "--input", a.nocols, "--output", o], INPUT,
          "column"),
     Case("rl-column-mapping-to-nothing", lambda a, o: ["rl", "--model", a.base, "--input", a.data_run, "--set",
@@ -298,27 +328,36 @@ CASES: list[Case] = [
     Case("eval-benchmark-empty", lambda a, o: ["eval", "--model", a.base, "--benchmark", a.empty_jsonl, *M(a),
                                                 "--output", o], INPUT, "empty"),
     Case("coldstart-malformed-jsonl", lambda a, o: ["coldstart", "--model", a.base, "--input", a.malformed_jsonl,
-                                                     "--output", o], INPUT, "malformed.jsonl"),
+                                                     "--output", o], INPUT, "malformed.jsonl",
+         xfail=DATASETS_NOISE),
     Case("coldstart-input-unsupported-file", lambda a, o: ["coldstart", "--model", a.base, "--input", a.txt,
                                                             "--output", o], INPUT, "rows.txt"),
     # ---- checkpoints of another architecture, unsafe or broken weights
     Case("eval-unknown-model-type", lambda a, o: ["eval", "--model", a.unknown_type, *M(a), "--output", o], INPUT,
-         "unknown_type"),
+         "unknown_type",
+         xfail=EVAL_LOGS_FIRST),
     Case("coldstart-not-a-causal-lm", lambda a, o: ["coldstart", "--model", a.bert, "--input", a.cs_run,
                                                      "--output", o], INPUT, "not a causal language model"),
     Case("eval-mismatched-weights", lambda a, o: ["eval", "--model", a.mismatched, *M(a), "--output", o], INPUT,
-         "mismatched"),
+         "mismatched",
+         xfail=EVAL_LOGS_FIRST + "; " + LOADER_NOISE),
     Case("eval-bin-only-refused", lambda a, o: ["eval", "--model", a.bin_only, *M(a), "--output", o], INPUT,
-         "safetensors"),
+         "safetensors",
+         xfail=EVAL_LOGS_FIRST),
     Case("rl-bin-only-refused", lambda a, o: ["rl", "--model", a.bin_only, "--input", a.data_run, "--output", o],
-         INPUT, "safetensors"),
+         INPUT, "safetensors",
+         xfail=RL_LOGS_FIRST),
     Case("eval-remote-code-refused", lambda a, o: ["eval", "--model", a.remote, *M(a), "--output", o], INPUT,
-         "trust_remote_code"),
+         "trust_remote_code",
+         xfail=EVAL_LOGS_FIRST),
     Case("eval-corrupt-safetensors", lambda a, o: ["eval", "--model", a.corrupt_st, *M(a), "--output", o], INPUT,
-         "corrupt_st"),
+         "corrupt_st",
+         xfail=EVAL_LOGS_FIRST),
     Case("eval-config-not-json", lambda a, o: ["eval", "--model", a.bad_json, *M(a), "--output", o], INPUT,
-         "bad_json"),
-    Case("eval-no-tokenizer", lambda a, o: ["eval", "--model", a.no_tok, *M(a), "--output", o], INPUT, "no_tok"),
+         "bad_json",
+         xfail=EVAL_LOGS_FIRST),
+    Case("eval-no-tokenizer", lambda a, o: ["eval", "--model", a.no_tok, *M(a), "--output", o], INPUT, "no_tok",
+         xfail=EVAL_LOGS_FIRST + "; " + LOADER_NOISE),
     Case("merge-model-is-a-dataset-run", lambda a, o: ["merge", "--model", a.data_run, "--output", o], INPUT,
          "dataset artifact"),
     Case("merge-not-an-adapter", lambda a, o: ["merge", "--model", a.base, "--output", o], INPUT,
@@ -332,46 +371,88 @@ CASES: list[Case] = [
 # cases allowed to leave an output folder behind (none: `execute` removes a folder it created when the stage fails
 # with a config or input error)
 LEAVES_OUTPUT: set[str] = set()
-NOT_BUILT = ("reject-sample", "align", "distill", "reward-model")
+
+# the cases run again with HF_HUB_OFFLINE=1: every stage's config errors, and each kind of bad input
+OFFLINE_CASES = [
+    "eval-malformed-yaml", "rl-recipe-missing", "data-unknown-yaml-key", "base-unknown-set-key", "eval-typo-key",
+    "coldstart-unknown-yaml-key", "rl-unknown-key", "merge-unknown-key", "reject-sample-unknown-key",
+    "align-unknown-key", "distill-unknown-key", "reward-model-unknown-key", "rl-4bit-without-peft",
+    "rl-unknown-reward", "coldstart-unknown-option", "eval-no-output", "eval-model-missing",
+    "rl-input-is-a-model-folder", "coldstart-missing-columns", "eval-unknown-model-type", "rl-bin-only-refused",
+    "eval-remote-code-refused", "eval-no-tokenizer", "merge-not-an-adapter", "compare-corrupt-results",
+]
+CASE = {c.id: c for c in CASES}
 
 
-def _check(a: SimpleNamespace, case: Case, r, out: Path, before: dict[str, str]) -> None:
-    stage = case.id.split("-")[0] if not case.id.startswith("reject-sample") else "reject-sample"
-    if case.id.startswith("reward-model"):
-        stage = "reward-model"
-    if stage in NOT_BUILT and "not implemented" in r.stderr:
-        pytest.skip(f"r1 {stage} is not implemented yet")
+def _check(a: SimpleNamespace, case: Case, r: Result, out: Path, changed: list[str]) -> None:
     assert r.code == case.code, f"{case.id}: exit {r.code}, expected {case.code}\n{r.stderr}"
-    lines = error_lines(r)
-    err = "\n".join(lines[next(i for i, ln in enumerate(lines) if ln.startswith("error:")):])
+    err = error_line(r)
     assert case.needle.lower() in err.lower(), f"{case.id}: {err!r} lacks {case.needle!r}"
     assert r.stdout == "", f"{case.id} printed on stdout: {r.stdout!r}"
-    after = tree_hash(a.root, a.base)
-    changed = sorted(k for k in before if after.get(k) != before[k])
     assert not changed, f"{case.id} touched existing files: {changed[:5]}"
     assert not a.pwned.exists(), "a checkpoint's own code ran without trust_remote_code"
+    assert not r.net, f"{case.id} tried the network: {r.net[:3]}"
     if case.code == USAGE:
         # a config/usage error found before the stage starts creates nothing; one found by the stage itself may
         # leave the new output folder behind, but never a manifest that would pass it off as a finished run
         assert not out.exists() or case.id in LEAVES_OUTPUT, f"{case.id}: a config/usage error created {out}"
     assert not (out / "manifest.json").exists(), f"{case.id}: a failed run wrote a manifest"
+    assert_only_error(r)  # last: a known leak (xfail raises=NoisyStderr) still gets every check above
 
 
-def test_at_least_40_bad_inputs_on_built_stages():
-    built = [c for c in CASES if not c.id.startswith(NOT_BUILT) and not c.xfail]
-    assert len(built) >= 40, len(built)
+def _selected(request, test_name: str) -> list[str]:
+    """Case ids of `test_name` that this pytest run selected (so `-k` runs only those through the driver)."""
+    return [item.callspec.params["case"] for item in request.session.items
+            if getattr(item, "originalname", None) == test_name and item.module.__name__ == __name__]
+
+
+def _drive(a: SimpleNamespace, root: Path, ids: list[str], offline: bool) -> dict[str, tuple[Result, Path, list]]:
+    root.mkdir(parents=True, exist_ok=True)
+    outs = {i: root / i / "out" for i in ids}
+    for o in outs.values():
+        o.parent.mkdir()
+    runs = r1_driver([{"id": i, "argv": [str(x) for x in CASE[i].args(a, outs[i])]} for i in ids],
+                     roots=[a.root, a.base], workdir=root, offline=offline)
+    return {i: (Result(runs[i]["code"], runs[i]["stdout"], runs[i]["stderr"], runs[i]["net"]), outs[i],
+                runs[i]["changed"]) for i in ids}
+
+
+@pytest.fixture(scope="module")
+def hub_online_runs(arts, tmp_path_factory, request):
+    """Every selected case, HF_HUB_OFFLINE unset and the network fenced off, in one fresh driver process."""
+    return _drive(arts, tmp_path_factory.mktemp("online"), _selected(request, "test_bad_input"), offline=False)
+
+
+@pytest.fixture(scope="module")
+def hub_offline_runs(arts, tmp_path_factory, request):
+    """The OFFLINE_CASES again with HF_HUB_OFFLINE=1 (transformers/hub code paths differ)."""
+    return _drive(arts, tmp_path_factory.mktemp("offline"), _selected(request, "test_bad_input_hub_offline"),
+                  offline=True)
+
+
+def test_at_least_40_bad_inputs():
+    assert len([c for c in CASES if not c.xfail]) >= 40
+    assert set(OFFLINE_CASES) <= set(CASE) and len(CASE) == len(CASES)
+
+
+def _param(case_id: str):
+    c = CASE[case_id]
+    return pytest.param(case_id, id=case_id, marks=[pytest.mark.xfail(strict=True, raises=NoisyStderr, reason=c.xfail)]
+                        if c.xfail else [])
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", [
-    pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else [])
-    for c in CASES])
-def test_bad_input_in_process(arts, tmp_path, case):
-    """One line, the documented exit code, no traceback, nothing on stdout, existing files untouched."""
-    out = tmp_path / "out"
-    before = tree_hash(arts.root, arts.base)
-    r = r1_inproc(*case.args(arts, out))
-    _check(arts, case, r, out, before)
+@pytest.mark.parametrize("case", [_param(c.id) for c in CASES])
+def test_bad_input(arts, hub_online_runs, case):
+    """Exactly one error line (and at most a hint) on stderr, the documented exit code, nothing on stdout, no
+    network attempt, existing files untouched: HF_HUB_OFFLINE unset, the network unreachable."""
+    _check(arts, CASE[case], *hub_online_runs[case])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [_param(c) for c in OFFLINE_CASES])
+def test_bad_input_hub_offline(arts, hub_offline_runs, case):
+    _check(arts, CASE[case], *hub_offline_runs[case])
 
 
 # light commands, and one that loads torch/transformers (each subprocess pays its imports: keep this list short)
@@ -379,11 +460,12 @@ SUBPROCESS_CASES = ["eval-malformed-yaml", "data-output-not-empty", "eval-remote
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case_id", SUBPROCESS_CASES)
+@pytest.mark.parametrize("case_id", [_param(c) for c in SUBPROCESS_CASES])
 def test_bad_inputs_subprocess(arts, tmp_path, case_id):
-    """The same contract through a real `python -m r1cli` process (library warnings/logging hit the real stderr)."""
-    case = next(c for c in CASES if c.id == case_id)
+    """The same contract through a real `r1` process of its own (the network fenced off)."""
+    case = CASE[case_id]
     out = tmp_path / "out"
     before = tree_hash(arts.root, arts.base)
     r = r1_subprocess(*case.args(arts, out), env={"R1CLI_CACHE": str(arts.root / "cache")})
-    _check(arts, case, r, out, before)
+    after = tree_hash(arts.root, arts.base)
+    _check(arts, case, r, out, sorted(k for k in before if after.get(k) != before[k]))

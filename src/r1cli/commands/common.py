@@ -62,13 +62,8 @@ STAGES: dict[str, tuple[str, str, str, str]] = {
 
 
 def config_class(stage: str) -> type:
-    from r1cli.errors import NotImplementedStage
-
     mod, cls, _, _ = STAGES[stage]
-    c = getattr(importlib.import_module(mod), cls, None)
-    if c is None:
-        raise NotImplementedStage(stage)
-    return c
+    return getattr(importlib.import_module(mod), cls)
 
 
 def _print_config(cfg: Any) -> None:
@@ -100,32 +95,47 @@ def run_stage(
     dry_run_rows: int = 2,
 ) -> None:
     from r1cli.artifacts import setup_processes
-    from r1cli.config import load_config
-    from r1cli.errors import NotImplementedStage, UsageError
+    from r1cli.config import build, config_values
+    from r1cli.errors import UsageError
+    from r1cli.thirdparty import (
+        allow_bitsandbytes,
+        defer_bitsandbytes,
+        needs_bitsandbytes,
+        no_download_counter,
+        quiet_library_warnings,
+        undefer_bitsandbytes,
+    )
 
-    setup_processes()  # before any trainer config: a multi-process launch on CPU must pick gloo
     if debug:
         os.environ["R1CLI_DEBUG"] = "1"
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other", hint="pick one")
+    values = config_values(recipe, sets, overrides)  # YAML / --set errors: before torch or TRL is imported
+    setup_processes()  # before any trainer config: a multi-process launch on CPU must pick gloo
     _, _, stage_mod, kind = STAGES[stage]
-    cls = config_class(stage)
-    cfg = load_config(cls, recipe, sets, overrides)
-    if print_config:
-        _print_config(cfg)
-        return
+    quiet_library_warnings()
+    no_download_counter()
+    # trainer configs import transformers, which imports peft, which imports bitsandbytes (a hub request for a
+    # kernel, and warnings): blocked unless this config loads a 4-bit model or a bitsandbytes optimizer
+    blocked = defer_bitsandbytes()
     try:
+        cfg = build(config_class(stage), values)
+        if print_config:
+            _print_config(cfg)
+            return
+        if not dry_run and not getattr(cfg, "output", None):
+            raise UsageError(f"`r1 {stage}` needs --output", hint="e.g. --output runs/demo/" + stage.replace("-", "_"))
+        if needs_bitsandbytes(cfg):
+            with contextlib.suppress(ImportError):  # not installed: the 4-bit loader or the optimizer says so
+                allow_bitsandbytes()
         module = importlib.import_module(stage_mod)
-    except ModuleNotFoundError as e:
-        if e.name == stage_mod:
-            raise NotImplementedStage(stage) from None
-        raise
-    if dry_run:
-        _dry_run(module, cfg, stage, dry_run_rows, as_json)
-        return
-    if not getattr(cfg, "output", None):
-        raise UsageError(f"`r1 {stage}` needs --output", hint="e.g. --output runs/demo/" + stage.replace("-", "_"))
-    execute(stage, module, cfg, kind, resume=resume, overwrite=overwrite, as_json=as_json)
+        if dry_run:
+            _dry_run(module, cfg, stage, dry_run_rows, as_json)
+            return
+        execute(stage, module, cfg, kind, resume=resume, overwrite=overwrite, as_json=as_json)
+    finally:
+        if blocked:
+            undefer_bitsandbytes()
 
 
 def _dry_run(module: Any, cfg: Any, stage: str, rows: int, as_json: bool) -> None:

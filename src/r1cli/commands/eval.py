@@ -87,10 +87,6 @@ def compare(
     json_: JsonOpt = False,
 ) -> None:
     """Side-by-side table of several eval runs, and a PNG chart."""
-    from r1cli.errors import NotImplementedStage
+    from r1cli.stages.eval import compare_runs
 
-    try:
-        from r1cli.stages.eval import compare_runs
-    except (ImportError, ModuleNotFoundError):
-        raise NotImplementedStage("eval compare") from None
     compare_runs(runs, output=output, as_json=json_)
