@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 _err = None
 _out = None
+_held: list[str] | None = None
 
 
 def err():
@@ -33,7 +36,34 @@ def out():
 def log(msg: str) -> None:
     if os.environ.get("R1CLI_QUIET") == "1":
         return
+    if _held is not None:
+        _held.append(msg)
+        return
     err().print(msg)
+
+
+@contextlib.contextmanager
+def held_logs() -> Iterator[None]:
+    """Hold r1's log lines while a stage checks its inputs and loads its model: printed when the block ends, dropped
+    when it raises a config or input error (whose `error:` line is then all that stderr shows)."""
+    global _held
+    if _held is not None:  # nested: the outer block decides
+        yield
+        return
+    _held = []
+    try:
+        yield
+    except BaseException as e:
+        from r1cli.errors import ConfigError, InputArtifactError, UsageError
+
+        lines, _held = _held, None
+        if not isinstance(e, (ConfigError, InputArtifactError, UsageError)):
+            for m in lines:
+                log(m)
+        raise
+    lines, _held = _held, None
+    for m in lines:
+        log(m)
 
 
 def emit_json(obj: Any) -> None:

@@ -3,6 +3,8 @@ with an optional column mapping `{our_name: their_name}` (e.g. `{prompt: questio
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from r1cli.artifacts import InputRef, resolve_input
@@ -19,29 +21,56 @@ def load_dataset_input(
 
     ref = resolve_input(spec, "dataset", name=name)
     try:
-        if ref.path is None:
-            ds = datasets.load_dataset(ref.spec, split=split)
-        elif ref.path.is_file():
-            builder = _FILE_BUILDERS.get(ref.path.suffix)
-            if builder is None:
-                raise InputArtifactError(f"{name} {spec!r}: unsupported file type {ref.path.suffix!r}")
-            ds = datasets.load_dataset(builder, data_files=str(ref.path), split="train")
-        else:
-            if _saved_without_rows(ref.path):  # datasets cannot reload a 0-row save_to_disk folder (IndexError)
-                raise InputArtifactError(f"{name} {spec!r} is empty", hint="pass a dataset with at least one row")
-            ds = datasets.load_from_disk(str(ref.path))
-            if isinstance(ds, datasets.DatasetDict):
-                if split not in ds:
-                    raise InputArtifactError(f"{name} {spec!r} has splits {list(ds)}, not {split!r}")
-                ds = ds[split]
+        with quiet_datasets():
+            ds = _load(ref, spec, split, name, datasets)
     except InputArtifactError:
         raise
     except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise InputArtifactError(f"{name} {spec!r} could not be loaded as a dataset: {first}") from None
+        raise InputArtifactError(f"{name} {spec!r} could not be loaded as a dataset: {_reason(e)}") from None
     if len(ds) == 0:
         raise InputArtifactError(f"{name} {spec!r} is empty", hint="pass a dataset with at least one row")
     return map_columns(ds, columns or {}, what=f"{name} {spec!r}"), ref
+
+
+@contextlib.contextmanager
+def quiet_datasets() -> Iterator[None]:
+    """datasets' progress bars and its own error logs stay off stderr while a file loads: a load that fails
+    becomes one r1 error line that carries the reason."""
+    from datasets.utils import logging as dlog
+
+    level, bars = dlog.get_verbosity(), dlog.is_progress_bar_enabled()
+    dlog.set_verbosity(dlog.CRITICAL)
+    dlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        dlog.set_verbosity(level)
+        if bars:
+            dlog.enable_progress_bar()
+
+
+def _reason(e: BaseException) -> str:
+    """The first line of an exception and of its cause (datasets wraps a JSON parse error in a generic one)."""
+    parts = [(str(x).strip().splitlines() or [type(x).__name__])[0][:200] for x in (e, e.__cause__) if x is not None]
+    return ": ".join(dict.fromkeys(parts))
+
+
+def _load(ref: Any, spec: str, split: str, name: str, datasets: Any) -> Any:
+    if ref.path is None:
+        return datasets.load_dataset(ref.spec, split=split)
+    if ref.path.is_file():
+        builder = _FILE_BUILDERS.get(ref.path.suffix)
+        if builder is None:
+            raise InputArtifactError(f"{name} {spec!r}: unsupported file type {ref.path.suffix!r}")
+        return datasets.load_dataset(builder, data_files=str(ref.path), split="train")
+    if _saved_without_rows(ref.path):  # datasets cannot reload a 0-row save_to_disk folder (IndexError)
+        raise InputArtifactError(f"{name} {spec!r} is empty", hint="pass a dataset with at least one row")
+    ds = datasets.load_from_disk(str(ref.path))
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise InputArtifactError(f"{name} {spec!r} has splits {list(ds)}, not {split!r}")
+        ds = ds[split]
+    return ds
 
 
 def _saved_without_rows(folder: Any) -> bool:

@@ -28,7 +28,9 @@ Tokenizers get a pad token when they lack one (eos, else unk) and left padding (
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,6 +201,11 @@ def prepare_tokenizer(tok: Any) -> Any:
     return tok
 
 
+def check_model(args: Any) -> None:
+    """The cheap checks of `args.model` (it exists, is complete, is a causal LM) without loading anything."""
+    _check_causal_lm(_resolve(args.model), args)
+
+
 def load_tokenizer(args: Any) -> Any:
     """The tokenizer of `args.model` (pad token set, left padding)."""
     return _load_tokenizer(_resolve(args.model), args)
@@ -284,7 +291,8 @@ def _from_pretrained(r: ResolvedModel, args: Any, device: str) -> Any:
         )
         kwargs["device_map"] = {"": _device_map_target(device)}
     try:
-        model = AutoModelForCausalLM.from_pretrained(r.source, **kwargs)
+        with quiet_transformers():
+            model = AutoModelForCausalLM.from_pretrained(r.source, **kwargs)
     except InputArtifactError:
         raise
     except Exception as e:
@@ -293,6 +301,23 @@ def _from_pretrained(r: ResolvedModel, args: Any, device: str) -> Any:
         model = model.to(device)
     disable_bnb_cpu_packing(model)
     return model
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' weight-loading bar and load report stay off stderr while a model loads: a load that fails
+    becomes one r1 error line, and one that succeeds is reported by r1's own `model:` line."""
+    from transformers.utils import logging as tlog
+
+    level, bars = tlog.get_verbosity(), tlog.is_progress_bar_enabled()
+    tlog.set_verbosity_error()
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        tlog.set_verbosity(level)
+        if bars:
+            tlog.enable_progress_bar()
 
 
 def _device_map_target(device: str) -> Any:
@@ -373,8 +398,9 @@ def load_model(args: Any, *, for_training: bool = False, device: str | None = No
     """
     device = device or default_device()
     r = _resolve(args.model)
-    model = _from_pretrained(r, args, device)  # first: its config check gives the clearest error
+    _check_causal_lm(r, args)  # first: the clearest error; then the tokenizer, before minutes of weights
     tok = _load_tokenizer(r, args)
+    model = _from_pretrained(r, args, device)
     if len(tok) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tok))
     use_peft = bool(getattr(args, "use_peft", False))

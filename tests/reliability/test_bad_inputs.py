@@ -144,23 +144,6 @@ def arts(tmp_path_factory, tiny_base_path) -> SimpleNamespace:
     return a
 
 
-# Known leaks on stderr, in files this suite's author does not own (fixes requested from their owners):
-EVAL_LOGS_FIRST = ("stages/eval.py logs 'benchmark NAME: N problems from ...' before the model loads, so a model "
-                   "that cannot load prints that line before the error: log it after load_model")
-RL_LOGS_FIRST = ("stages/rl.py logs 'prompts: ...' and 'rewards: ...' before the policy loads: log them after "
-                 "load_model, or resolve the model first (as eval does with resolve_input)")
-RL_PROMPTS_BEFORE_REWARDS = ("stages/rl.py builds the prompt set ('prompts: 20000 generated ...') before "
-                             "build_rewards validates the reward params: build the rewards first")
-SFT_MODEL_FIRST = ("stages/sft.py loads the model ('Loading weights' bar, 'model: ...' line) before checking the "
-                   "dataset's columns, and datasets prints its 'Generating train split' bar: check the rows first")
-DATASETS_NOISE = ("data_io.load_dataset_input: datasets prints its 'Generating train split' bar and logs 'Failed "
-                  "to load JSON from file ... JSON parse error ...' before r1's error (which lacks that detail): "
-                  "read local inputs with datasets' progress bars and logging off, and put the cause in the error")
-LOADER_NOISE = ("models.load_model: transformers prints the 'Loading weights' bar (and, for mismatched sizes, its "
-                "LOAD REPORT log record) before r1's error; check the tokenizer before the weights and word the "
-                "mismatch as r1's own error")
-
-
 RL_TINY = ["--set", "max_steps=1", "--set", "train_size=8", "--set", "per_device_train_batch_size=4", "--set",
            "num_generations=2", "--set", "max_completion_length=8", "--set", "save_strategy=no"]
 
@@ -242,8 +225,7 @@ CASES: list[Case] = [
                                             "--output", o], USAGE, "acuracy"),
     Case("rl-unknown-reward-param", lambda a, o: ["rl", "--model", a.base, "--set",
                                                   "rewards=[{name: accuracy, params: {bogus: 1}}]", "--output", o],
-         USAGE, "bogus",
-         xfail=RL_PROMPTS_BEFORE_REWARDS),
+         USAGE, "bogus"),
     Case("rl-batch-not-divisible", lambda a, o: ["rl", "--model", a.base, "--set", "per_device_train_batch_size=6",
                                                  "--set", "num_generations=4", "--output", o], USAGE, "divisible"),
     # RLConfig's own range checks (grpo/config.py), before any model loads
@@ -283,8 +265,7 @@ CASES: list[Case] = [
     Case("coldstart-model-missing", lambda a, o: ["coldstart", "--model", a.root / "nope", "--input", a.cs_run,
                                                    "--output", o], INPUT, "does not exist"),
     Case("rl-model-missing", lambda a, o: ["rl", "--model", "./nope/model", "--input", a.data_run, "--output", o],
-         INPUT, "does not exist",
-         xfail=RL_LOGS_FIRST),
+         INPUT, "does not exist"),
     Case("merge-model-missing", lambda a, o: ["merge", "--model", a.root / "nope", "--output", o], INPUT,
          "does not exist"),
     Case("coldstart-input-missing", lambda a, o: ["coldstart", "--model", a.base, "--input", a.root / "nope",
@@ -313,8 +294,7 @@ CASES: list[Case] = [
     Case("rl-empty-jsonl", lambda a, o: ["rl", "--model", a.base, "--input", a.empty_jsonl, "--output", o], INPUT,
          "empty"),
     Case("coldstart-missing-columns", lambda a, o: ["coldstart", "--model", a.base, "--input", a.nocols,
-                                                     "--output", o], INPUT, "needs columns",
-         xfail=SFT_MODEL_FIRST),
+                                                     "--output", o], INPUT, "needs columns"),
     Case("rl-missing-columns", lambda a, o: ["rl", "--model", a.base, "--input", a.nocols, "--output", o], INPUT,
          "column"),
     Case("rl-column-mapping-to-nothing", lambda a, o: ["rl", "--model", a.base, "--input", a.data_run, "--set",
@@ -328,36 +308,27 @@ CASES: list[Case] = [
     Case("eval-benchmark-empty", lambda a, o: ["eval", "--model", a.base, "--benchmark", a.empty_jsonl, *M(a),
                                                 "--output", o], INPUT, "empty"),
     Case("coldstart-malformed-jsonl", lambda a, o: ["coldstart", "--model", a.base, "--input", a.malformed_jsonl,
-                                                     "--output", o], INPUT, "malformed.jsonl",
-         xfail=DATASETS_NOISE),
+                                                     "--output", o], INPUT, "malformed.jsonl"),
     Case("coldstart-input-unsupported-file", lambda a, o: ["coldstart", "--model", a.base, "--input", a.txt,
                                                             "--output", o], INPUT, "rows.txt"),
     # ---- checkpoints of another architecture, unsafe or broken weights
     Case("eval-unknown-model-type", lambda a, o: ["eval", "--model", a.unknown_type, *M(a), "--output", o], INPUT,
-         "unknown_type",
-         xfail=EVAL_LOGS_FIRST),
+         "unknown_type"),
     Case("coldstart-not-a-causal-lm", lambda a, o: ["coldstart", "--model", a.bert, "--input", a.cs_run,
                                                      "--output", o], INPUT, "not a causal language model"),
     Case("eval-mismatched-weights", lambda a, o: ["eval", "--model", a.mismatched, *M(a), "--output", o], INPUT,
-         "mismatched",
-         xfail=EVAL_LOGS_FIRST + "; " + LOADER_NOISE),
+         "mismatched"),
     Case("eval-bin-only-refused", lambda a, o: ["eval", "--model", a.bin_only, *M(a), "--output", o], INPUT,
-         "safetensors",
-         xfail=EVAL_LOGS_FIRST),
+         "safetensors"),
     Case("rl-bin-only-refused", lambda a, o: ["rl", "--model", a.bin_only, "--input", a.data_run, "--output", o],
-         INPUT, "safetensors",
-         xfail=RL_LOGS_FIRST),
+         INPUT, "safetensors"),
     Case("eval-remote-code-refused", lambda a, o: ["eval", "--model", a.remote, *M(a), "--output", o], INPUT,
-         "trust_remote_code",
-         xfail=EVAL_LOGS_FIRST),
+         "trust_remote_code"),
     Case("eval-corrupt-safetensors", lambda a, o: ["eval", "--model", a.corrupt_st, *M(a), "--output", o], INPUT,
-         "corrupt_st",
-         xfail=EVAL_LOGS_FIRST),
+         "corrupt_st"),
     Case("eval-config-not-json", lambda a, o: ["eval", "--model", a.bad_json, *M(a), "--output", o], INPUT,
-         "bad_json",
-         xfail=EVAL_LOGS_FIRST),
-    Case("eval-no-tokenizer", lambda a, o: ["eval", "--model", a.no_tok, *M(a), "--output", o], INPUT, "no_tok",
-         xfail=EVAL_LOGS_FIRST + "; " + LOADER_NOISE),
+         "bad_json"),
+    Case("eval-no-tokenizer", lambda a, o: ["eval", "--model", a.no_tok, *M(a), "--output", o], INPUT, "no_tok"),
     Case("merge-model-is-a-dataset-run", lambda a, o: ["merge", "--model", a.data_run, "--output", o], INPUT,
          "dataset artifact"),
     Case("merge-not-an-adapter", lambda a, o: ["merge", "--model", a.base, "--output", o], INPUT,

@@ -15,36 +15,101 @@ import contextlib
 import importlib
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Any, Optional
 
 import typer
 
-RecipeOpt = Annotated[
-    Optional[Path], typer.Option("--recipe", "-r", help="YAML recipe; its keys override the defaults.")
-]
-SetOpt = Annotated[
-    Optional[list[str]],
-    typer.Option("--set", "-s", help="Override one config key: --set key=value (repeatable; dots for nesting)."),
-]
-InputOpt = Annotated[
-    Optional[str], typer.Option("--input", "-i", help="Input artifact: an r1cli run folder, a HF folder or a hub id.")
-]
-OutputOpt = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output run folder.")]
-SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Random seed.")]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --output.")]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing run in --output.")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the results as one JSON object on stdout.")]
-PrintConfigOpt = Annotated[
-    bool, typer.Option("--print-config", help="Print the resolved config as YAML (with help) and exit.")
-]
-DryRunOpt = Annotated[
-    bool,
-    typer.Option("--dry-run", help="Print the first examples exactly as the stage would feed them (token ids, "
-                 "trained tokens, checks) and exit; loads the tokenizer only, writes nothing."),
-]
-DryRunRowsOpt = Annotated[int, typer.Option("--dry-run-rows", min=1, help="Examples shown by --dry-run.")]
+
+@dataclass(frozen=True)
+class Option:
+    """One command-line option: its flags, help and type, and the config key it sets (`key`), or the `run_stage`
+    argument it feeds (`arg`). A `switch` passes True or nothing, so an unset switch leaves the recipe's value."""
+
+    flags: tuple[str, ...]
+    help: str
+    type: Any = Optional[str]
+    key: str | None = None
+    arg: str | None = None
+    switch: bool = False
+    default: Any = None
+    min: int | None = None
+
+    @property
+    def param(self) -> str:
+        return self.flags[0].lstrip("-").replace("-", "_") + "_"
+
+
+def opt(flags: str | tuple[str, ...], help: str, **kw: Any) -> Option:
+    """An option that sets a config key (default: the flag's name with `-` as `_`)."""
+    flags = (flags,) if isinstance(flags, str) else flags
+    kw.setdefault("key", None if kw.get("arg") else flags[0].lstrip("-").replace("-", "_"))
+    return Option(flags, help, **kw)
+
+
+def switch(flag: str, help: str, **kw: Any) -> Option:
+    return opt(flag, help, type=bool, switch=True, default=False, **kw)
+
+
+# Every stage command takes these (in this order, after its own).
+COMMON: tuple[Option, ...] = (
+    opt(("--recipe", "-r"), "YAML recipe; its keys override the defaults.", type=Optional[Path], arg="recipe"),
+    opt(("--set", "-s"), "Override one config key: --set key=value (repeatable; dots for nesting).",
+        type=Optional[list[str]], arg="sets"),
+    opt(("--output", "-o"), "Output run folder.", type=Optional[Path]),
+    opt("--seed", "Random seed.", type=Optional[int]),
+    switch("--resume", "Continue an interrupted run in --output.", arg="resume", key=None),
+    switch("--overwrite", "Replace an existing run in --output.", arg="overwrite", key=None),
+    switch("--debug", "Show tracebacks on errors.", arg="debug", key=None),
+    switch("--json", "Print the results as one JSON object on stdout.", arg="as_json", key=None),
+    switch("--print-config", "Print the resolved config as YAML (with help) and exit.", arg="print_config",
+           key=None),
+)
+DRY_RUN: tuple[Option, ...] = (
+    switch("--dry-run", "Print the first examples exactly as the stage would feed them (token ids, trained tokens, "
+           "checks) and exit; loads the tokenizer only, writes nothing.", arg="dry_run", key=None),
+    opt("--dry-run-rows", "Examples shown by --dry-run.", type=int, default=2, min=1, arg="dry_run_rows"),
+)
+MODEL = opt(("--model", "-m"), "Model: a preset (tiny), an r1cli run, a HF folder or a hub id.")
+INPUT = opt(("--input", "-i"), "Input artifact: an r1cli run folder, a dataset file or folder, or a hub id.")
+
+
+def make_command(stage: str, doc: str, options: tuple[Option, ...], *, context: bool = False) -> Any:
+    """The typer command of `stage`: its `options` then `COMMON`, each mapped to a config key (an override) or a
+    `run_stage` argument. `context` adds typer's Context first (a group callback: runs only without a subcommand)."""
+    import inspect
+
+    every = (*options, *COMMON)
+
+    def command(*args: Any, **kw: Any) -> None:
+        ctx = kw.pop("ctx", None) or (args[0] if args else None)
+        if context and ctx is not None and ctx.invoked_subcommand is not None:
+            return
+        run_args: dict[str, Any] = {}
+        overrides: dict[str, Any] = {}
+        for o in every:
+            value = kw.get(o.param)
+            if o.arg:
+                run_args[o.arg] = value
+            elif o.key:
+                if isinstance(value, Path):
+                    value = str(value)
+                overrides[o.key] = (value or None) if o.switch else value
+        run_stage(stage, overrides=overrides, **run_args)
+
+    params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)] \
+        if context else []
+    for o in every:
+        info = typer.Option(o.default, *o.flags, help=o.help, min=o.min) if o.min is not None else \
+            typer.Option(o.default, *o.flags, help=o.help)
+        params.append(inspect.Parameter(o.param, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=o.type))
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__name__ = stage.replace("-", "_")
+    command.__doc__ = doc
+    return command
+
 
 # stage -> (config module, config class, stage module, output kind)
 STAGES: dict[str, tuple[str, str, str, str]] = {
@@ -83,8 +148,8 @@ def _print_config(cfg: Any) -> None:
 def run_stage(
     stage: str,
     *,
-    recipe: Path | None,
-    sets: list[str] | None,
+    recipe: Path | None = None,
+    sets: list[str] | None = None,
     overrides: dict[str, Any],
     resume: bool = False,
     overwrite: bool = False,

@@ -202,20 +202,22 @@ def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
 
 
 def run(cfg: Any, run: RunDir) -> dict[str, Any]:
+    from r1cli.console import held_logs
     from r1cli.evaluation import ProblemResult, summarize
 
-    with run.timed("load_benchmarks"):
-        benches = load_benchmarks(cfg)
     model = tok = None
-    if not cfg.oracle:
-        from r1cli.models import load_model, load_tokenizer, model_ref, resolve_model
+    with held_logs():  # a bad benchmark or model leaves its error line alone on stderr
+        with run.timed("load_benchmarks"):
+            benches = load_benchmarks(cfg)
+        if not cfg.oracle:
+            from r1cli.models import load_model, load_tokenizer, model_ref, resolve_model
 
-        run.add_input(model_ref(cfg.model))
-        with run.timed("load_model"):
-            if cfg.backend == "vllm":
-                model, tok = resolve_model(cfg.model), load_tokenizer(cfg)  # an adapter is merged for vLLM
-            else:
-                model, tok = load_model(cfg)
+            run.add_input(model_ref(cfg.model))
+            with run.timed("load_model"):
+                if cfg.backend == "vllm":
+                    model, tok = resolve_model(cfg.model), load_tokenizer(cfg)  # an adapter is merged for vLLM
+                else:
+                    model, tok = load_model(cfg)
     samples = SampleLog(run.path / SAMPLES)
     results: dict[str, Any] = {
         "model": None if cfg.oracle else cfg.model,

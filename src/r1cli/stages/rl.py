@@ -60,16 +60,18 @@ def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
 
 
 def run(cfg: Any, run: Any) -> dict[str, Any]:
+    from r1cli.console import held_logs
     from r1cli.dryrun import sampling_dry_run, warn_failed
     from r1cli.models import load_model, model_ref
     from r1cli.rewards import build_rewards
 
-    rows, builtin = prompt_rows(cfg, run)  # before the policy loads: a bad input fails fast
-    funcs, weights = build_rewards(cfg.rewards)
-    cfg.reward_weights = weights
-    log(f"rewards: {', '.join(f.__name__ for f in funcs)} (weights {weights})")
-    run.add_input(model_ref(cfg.model))
-    model, tokenizer = load_model(cfg, for_training=True)
+    with held_logs():  # a bad input or model below leaves its error line alone on stderr
+        funcs, weights = build_rewards(cfg.rewards)  # rewards, then prompts, then the policy: cheap checks first
+        cfg.reward_weights = weights
+        log(f"rewards: {', '.join(f.__name__ for f in funcs)} (weights {weights})")
+        rows, builtin = prompt_rows(cfg, run)
+        run.add_input(model_ref(cfg.model))
+        model, tokenizer = load_model(cfg, for_training=True)
     data = rollout_dataset(cfg, rows, builtin, tokenizer)
     warn_failed(sampling_dry_run("rl", cfg, tokenizer, [data[i]["prompt"] for i in range(min(2, len(data)))]))
     return {"metrics": train_grpo(cfg, run, model, tokenizer, data, funcs, title=f"r1 rl: {cfg.model}")}

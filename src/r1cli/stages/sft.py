@@ -124,12 +124,16 @@ def train_sft(cfg: Any, run: Any, train_ds: Any, *, resume: bool) -> dict[str, A
     from trl import SFTTrainer
 
     from r1cli.checkpoints import last_complete_checkpoint, marker_callback
-    from r1cli.console import log
-    from r1cli.models import load_model, merge_adapter, model_ref, save_model
+    from r1cli.console import held_logs, log
+    from r1cli.data_io import quiet_datasets
+    from r1cli.models import check_model, load_model, load_tokenizer, merge_adapter, model_ref, save_model
 
-    run.add_input(model_ref(cfg.model))
-    model, tokenizer = load_model(cfg, for_training=True)
-    data = to_prompt_completion(train_ds, tokenizer, cfg)
+    with held_logs():  # a bad dataset or model leaves its error line alone on stderr
+        run.add_input(model_ref(cfg.model))
+        check_model(cfg)
+        with quiet_datasets():  # the data's shape before minutes of weights
+            data = to_prompt_completion(train_ds, load_tokenizer(cfg), cfg)
+        model, tokenizer = load_model(cfg, for_training=True)
     if cfg.max_samples:
         data = data.select(range(min(cfg.max_samples, len(data))))
     from r1cli.dryrun import DryRun, sft_example, warn_failed
