@@ -253,7 +253,7 @@ def test_dry_run_text_view_marks_trained_tokens(family, tmp_path, capsys):
 def test_sft_drops_rows_longer_than_max_length():
     from datasets import Dataset
 
-    from r1cli.stages.sft import tokenize_sft
+    from r1cli.sft import tokenize_sft
 
     class Tok:  # a whitespace tokenizer is enough for the length rule
         bos_token_id = None

@@ -79,7 +79,7 @@ def test_mixed_rows_judge_passthrough_decontamination_dedup(tiny_base_path, tmp_
 
     import datasets
 
-    from r1cli.stages.sft import to_prompt_completion
+    from r1cli.sft import to_prompt_completion
 
     data, bench = mixed
     srv = AlwaysCorrect()

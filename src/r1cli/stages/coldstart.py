@@ -10,7 +10,7 @@ from typing import Any
 
 from r1cli.data_io import load_dataset_input
 from r1cli.errors import ConfigError
-from r1cli.stages.sft import train_sft
+from r1cli.sft import train_sft
 
 
 def training_data(cfg: Any, run: Any) -> Any:
@@ -22,7 +22,7 @@ def training_data(cfg: Any, run: Any) -> Any:
 
 
 def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
-    from r1cli.stages.sft import sft_dry_run
+    from r1cli.sft import sft_dry_run
 
     return sft_dry_run("coldstart", cfg, training_data(cfg, inputs), n)
 

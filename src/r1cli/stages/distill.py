@@ -18,7 +18,7 @@ Reads top to bottom:
    `over_cap` (beyond `max_per_prompt`). The kept traces are the artifact `<output>/data` (columns `prompt`,
    `completion`, `answer`, `teacher_correct`, ... — an SFT dataset that `r1 coldstart` or `r1 distill
    --train-only` read as it is).
-5. **Student**: `model`, fine-tuned on the kept traces by the SFT code of `r1 coldstart` (`stages.sft.train_sft`:
+5. **Student**: `model`, fine-tuned on the kept traces by the SFT code of `r1 coldstart` (`r1cli.sft.train_sft`:
    loss on the completion only, full/LoRA/QLoRA, checkpoints, `--resume`), saved to `<output>/model`.
 
 `generate_only` stops after 4 (the run is then a dataset artifact); `train_only` starts at 5 with `input` = a trace
@@ -93,8 +93,7 @@ def protocol_key(cfg: Any, rendered: str, teacher_hash: str | None = None) -> st
 def write_traces(cfg: Any, run: Any, rows: list[dict[str, Any]], builtin: bool, teacher_hash: str | None = None
                  ) -> list[list[dict[str, Any]]]:
     """Every prompt's traces [{text, n_tokens, finish_reason}] * num_traces, generated or read back from the log."""
-    from r1cli.errors import UsageError
-    from r1cli.stages.eval import SampleLog
+    from r1cli.keyedlog import KeyedLog
     from r1cli.teacher import open_teacher
 
     path = run.path / TRACES
@@ -104,24 +103,15 @@ def write_traces(cfg: Any, run: Any, rows: list[dict[str, Any]], builtin: bool, 
         teacher = open_teacher(cfg)
     rendered = [teacher.render(r["prompt"], builtin) for r in rows]
     keys = [protocol_key(cfg, p, teacher_hash) for p in rendered]
-    logged = SampleLog(path)
+    logged = KeyedLog(path)
     try:
-        todo = []
-        for i, key in enumerate(keys):
-            old = logged.records.get(("traces", i))
-            if old is None:
-                todo.append(i)
-            elif old.get("key") != key:
-                raise UsageError(
-                    f"--resume: {TRACES} holds prompt {i} made by another teacher, prompt or sampling protocol",
-                    hint="resume with the same settings, or use a new --output (or --overwrite)",
-                )
+        todo = logged.todo("traces", keys, "prompt")
         if len(todo) < len(rows):
             log(f"traces: {len(rows) - len(todo)} prompts already done, {len(todo)} to go")
 
         def done(j: int, traces: list) -> None:
             i = todo[j]
-            logged.write({"benchmark": "traces", "index": i, "key": keys[i],
+            logged.write({"group": "traces", "index": i, "key": keys[i],
                           "samples": [{"text": t.text, "n_tokens": t.n_tokens, "finish_reason": t.finish_reason}
                                       for t in traces]})
 
@@ -260,7 +250,7 @@ def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
     from r1cli.dryrun import sampling_dry_run
     from r1cli.models import load_tokenizer
     from r1cli.prompts import render_prompt
-    from r1cli.stages.sft import sft_dry_run
+    from r1cli.sft import sft_dry_run
     from r1cli.teacher import is_endpoint
 
     if cfg.train_only:
@@ -280,7 +270,7 @@ def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
 
 
 def run(cfg: Any, run: Any) -> dict[str, Any]:
-    from r1cli.stages.sft import train_sft
+    from r1cli.sft import train_sft
     from r1cli.tasks import available_tasks
     from r1cli.teacher import is_endpoint
 

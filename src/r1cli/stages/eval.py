@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 from r1cli.artifacts import RunDir, atomic_write_text, resolve_input
 from r1cli.console import log
 from r1cli.errors import InputArtifactError, UsageError
+from r1cli.keyedlog import KeyedLog
 
 SAMPLES = "samples.jsonl"
 RESULTS = "results.json"
@@ -118,43 +118,6 @@ class Grader:
 # ---------------------------------------------------------------------------------------------- samples log
 
 
-class SampleLog:
-    """Append-only samples.jsonl: one line per finished problem, flushed and fsync'd before the next."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.records: dict[tuple[str, int], dict] = {}
-        if path.exists():
-            self._load()
-        self.f = open(path, "a", encoding="utf-8")  # noqa: SIM115  (closed in close())
-
-    def _load(self) -> None:
-        data = self.path.read_bytes()
-        good = 0
-        for line in data.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
-                break
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            self.records[(rec["benchmark"], int(rec["index"]))] = rec
-            good += len(line)
-        if good < len(data):
-            log(f"[yellow]resume[/]: dropping a torn last record ({len(data) - good} bytes) from {self.path.name}")
-            with open(self.path, "r+b") as f:
-                f.truncate(good)
-
-    def write(self, rec: dict) -> None:
-        self.f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        self.f.flush()
-        os.fsync(self.f.fileno())
-        self.records[(rec["benchmark"], int(rec["index"]))] = rec
-
-    def close(self) -> None:
-        self.f.close()
-
-
 def protocol_key(cfg: Any, bench: Any, k: int, prompt: str) -> str:
     """What a record depends on: a resumed run must match it."""
     blob = json.dumps(
@@ -218,7 +181,7 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
                     model, tok = resolve_model(cfg.model), load_tokenizer(cfg)  # an adapter is merged for vLLM
                 else:
                     model, tok = load_model(cfg)
-    samples = SampleLog(run.path / SAMPLES)
+    samples = KeyedLog(run.path / SAMPLES, group_field="benchmark")
     results: dict[str, Any] = {
         "model": None if cfg.oracle else cfg.model,
         "oracle": bool(cfg.oracle),
@@ -236,17 +199,7 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
             prompts = [row["prompt"] if cfg.oracle else render_prompt(row["prompt"], b.kind, tok, cfg)
                        for row in b.rows]
             keys = [protocol_key(cfg, b, k, p) for p in prompts]
-            todo = []
-            for i, key in enumerate(keys):
-                old = samples.records.get((b.name, i))
-                if old is None:
-                    todo.append(i)
-                elif old.get("key") != key:
-                    raise UsageError(
-                        f"--resume: {SAMPLES} holds {b.name} problem {i} made with another model, benchmark or "
-                        "sampling protocol",
-                        hint="resume with the same settings, or use a new --output (or --overwrite)",
-                    )
+            todo = samples.todo(b.name, keys, f"{b.name} problem")
             if len(todo) < len(prompts):
                 log(f"{b.name}: {len(prompts) - len(todo)} problems already done, {len(todo)} to go")
             with run.timed(f"generate/{b.name}"):
