@@ -102,6 +102,10 @@ def write_traces(cfg: Any, run: Any, rows: list[dict[str, Any]], builtin: bool, 
     with run.timed("load_teacher"):
         teacher = open_teacher(cfg)
     rendered = [teacher.render(r["prompt"], builtin) for r in rows]
+    if getattr(teacher, "tok", None) is not None:  # a local teacher: the --dry-run checks, as warnings
+        from r1cli.dryrun import sampling_dry_run, warn_failed
+
+        warn_failed(sampling_dry_run("distill", cfg, teacher.tok, rendered[:2], model=cfg.teacher))
     keys = [protocol_key(cfg, p, teacher_hash) for p in rendered]
     logged = KeyedLog(path)
     try:

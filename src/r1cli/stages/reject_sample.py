@@ -167,6 +167,7 @@ class ShardWorker:
         self.model = self.tok = None
         self.judge = None
         self.gen_seconds = 0.0
+        self.checked = False
 
     def load(self, run: RunDir) -> None:
         from r1cli.models import load_model, load_tokenizer, resolve_model
@@ -213,6 +214,11 @@ class ShardWorker:
         counts["prompts_sampled"] = len(sampled)
         if sampled:
             prompts = [self.render(rows[i]["prompt"], rows[i].get("task") in available_tasks()) for i in sampled]
+            if not self.checked:  # the --dry-run checks, once, as warnings
+                from r1cli.dryrun import sampling_dry_run, warn_failed
+
+                warn_failed(sampling_dry_run("reject-sample", cfg, self.tok, prompts[:2]))
+                self.checked = True
             t0 = time.perf_counter()
             got = generate(self.model, self.tok, prompts, n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
                            max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=batch_size,
