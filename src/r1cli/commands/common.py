@@ -45,6 +45,12 @@ DryRunOpt = Annotated[
                  "trained tokens, checks) and exit; loads the tokenizer only, writes nothing."),
 ]
 DryRunRowsOpt = Annotated[int, typer.Option("--dry-run-rows", min=1, help="Examples shown by --dry-run.")]
+PreflightOpt = Annotated[
+    bool,
+    typer.Option("--preflight", help="Only sample G completions for preflight_prompts training prompts with the run's "
+                 "sampler and rewards, print the report (reward means, flat groups, answers, lengths) and exit; "
+                 "exit 4 when no group has reward variance. Writes nothing."),
+]
 
 # stage -> (config module, config class, stage module, output kind)
 STAGES: dict[str, tuple[str, str, str, str]] = {
@@ -98,6 +104,7 @@ def run_stage(
     print_config: bool = False,
     dry_run: bool = False,
     dry_run_rows: int = 2,
+    preflight: bool = False,
 ) -> None:
     from r1cli.artifacts import setup_processes
     from r1cli.config import load_config
@@ -123,6 +130,9 @@ def run_stage(
     if dry_run:
         _dry_run(module, cfg, stage, dry_run_rows, as_json)
         return
+    if preflight:
+        _preflight(module, cfg, stage, as_json)
+        return
     if not getattr(cfg, "output", None):
         raise UsageError(f"`r1 {stage}` needs --output", hint="e.g. --output runs/demo/" + stage.replace("-", "_"))
     execute(stage, module, cfg, kind, resume=resume, overwrite=overwrite, as_json=as_json)
@@ -137,6 +147,19 @@ def _dry_run(module: Any, cfg: Any, stage: str, rows: int, as_json: bool) -> Non
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries the report alone
         d = module.dry_run(cfg, rows, InputRecorder())
     report(d, as_json=as_json)
+
+
+def _preflight(module: Any, cfg: Any, stage: str, as_json: bool) -> None:
+    from r1cli.dryrun import InputRecorder
+    from r1cli.errors import UsageError
+    from r1cli.grpo.preflight import judge, print_report
+
+    if not hasattr(module, "preflight"):
+        raise UsageError(f"`r1 {stage}` has no --preflight", hint="it runs for `r1 rl` and `r1 align`")
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the report alone
+        report = module.preflight(cfg, InputRecorder())
+    print_report(report, as_json=as_json)
+    judge(report, cfg.preflight_max_zero_std)
 
 
 def execute(stage: str, module: Any, cfg: Any, kind: str, *, resume: bool, overwrite: bool, as_json: bool) -> dict:

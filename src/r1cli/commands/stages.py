@@ -6,6 +6,7 @@ They share one option set: `--model` (policy/student checkpoint: preset, r1cli r
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated, Optional
 
 import typer
@@ -18,6 +19,7 @@ from r1cli.commands.common import (
     JsonOpt,
     OutputOpt,
     OverwriteOpt,
+    PreflightOpt,
     PrintConfigOpt,
     RecipeOpt,
     ResumeOpt,
@@ -30,6 +32,8 @@ ModelOpt = Annotated[
     Optional[str],
     typer.Option("--model", "-m", help="Model: a preset (tiny), an r1cli run, a HF folder or a hub id."),
 ]
+
+PREFLIGHT_STAGES = ("rl", "align")
 
 HELP = {
     "coldstart": "SFT on long, readable chain-of-thought examples (R1's cold start).",
@@ -57,6 +61,7 @@ def _make(stage: str):
         print_config: PrintConfigOpt = False,
         dry_run: DryRunOpt = False,
         dry_run_rows: DryRunRowsOpt = 2,
+        preflight: PreflightOpt = False,
     ) -> None:
         run_stage(
             stage,
@@ -70,10 +75,14 @@ def _make(stage: str):
             print_config=print_config,
             dry_run=dry_run,
             dry_run_rows=dry_run_rows,
+            preflight=preflight,
         )
 
     command.__name__ = stage.replace("-", "_")
     command.__doc__ = HELP[stage]
+    if stage not in PREFLIGHT_STAGES:  # --preflight is shown only where a GRPO loop runs
+        sig = inspect.signature(command)
+        command.__signature__ = sig.replace(parameters=[p for p in sig.parameters.values() if p.name != "preflight"])
     return command
 
 
