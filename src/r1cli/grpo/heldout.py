@@ -172,8 +172,11 @@ class HeldoutEval(TrainerCallback):
         if self.trainer is not None:
             from transformers import Trainer
 
-            # the plain Trainer.log: TRL's would fold (and clear) the step's pending training metrics into this record
+            # the plain Trainer.log: TRL's would fold (and clear) the step's pending training metrics into this record;
+            # its on_log clears control.should_log, which the step's own training log still needs
+            should_log = self.trainer.control.should_log
             Trainer.log(self.trainer, logs)
+            self.trainer.control.should_log = should_log
         best = self.best()
         fmt = f", format {entry['format_rate']:.2f}" if entry.get("format_rate") is not None else ""
         log(f"held-out {self.bench.name} at step {step}: pass@1 {entry['pass@1']:.3f} ± {se:.3f}, "
