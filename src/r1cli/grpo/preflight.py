@@ -91,6 +91,8 @@ def run_preflight(trainer: Any, n_prompts: int, *, seed: int = 0) -> dict[str, A
             ids += rec["completion_ids"]
             texts += [_text(c) for c in rec["completions"]]
             prompts += [x["prompt"] for x in inputs]
+            if len(rows) > per_call:  # a slow model: show progress between generation batches
+                log(f"preflight: {start + len(chunk)}/{len(rows)} prompts sampled ({time.perf_counter() - t0:.0f} s)")
     seconds = time.perf_counter() - t0
     rewards = torch.cat(raw)  # [N·G, F], NaN where a function does not apply
     total = trainer._total_rewards(rewards)
