@@ -81,7 +81,7 @@ def _make(stage: str):
     command.__name__ = stage.replace("-", "_")
     command.__doc__ = HELP[stage]
     if stage not in PREFLIGHT_STAGES:  # --preflight is shown only where a GRPO loop runs
-        sig = inspect.signature(command)
+        sig = inspect.signature(command, eval_str=True)  # the Annotated options, not their names
         command.__signature__ = sig.replace(parameters=[p for p in sig.parameters.values() if p.name != "preflight"])
     return command
 
