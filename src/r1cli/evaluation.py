@@ -14,6 +14,10 @@ in tokens and a finish reason. From those:
 - `format_rate`: mean of the `format` reward; `mean_length`/`median_length`: completion tokens;
   `truncation_rate`: share of samples that hit `max_new_tokens`.
 
+Grading (`Grader`: answers extracted from the completion as written, judged by the task's verifier or math-verify,
+clustered, format-scored) and `evaluate` (render, sample with `r1cli.generation.generate`, grade, summarise) are
+shared by `r1 eval` and the held-out eval during `r1 rl` (`r1cli.grpo.heldout`).
+
 Uncertainty: every metric except the median is a mean over problems of a per-problem score, so its standard error
 is std/sqrt(N) over problems (samples of one problem are not independent); the 95% interval is a percentile
 bootstrap over problems (1000 resamples, seeded), which also covers the median length.
@@ -158,3 +162,103 @@ def summarize(problems: Sequence[ProblemResult], *, k: int | None = None, seed: 
     out[f"cons@{n}"] = out["cons@k"]
     out["ci"] = ci
     return out
+
+
+# ---------------------------------------------------------------------------------------------- grading
+
+
+class Grader:
+    """Grades the k completions of one problem into a samples.jsonl record."""
+
+    def __init__(self, bench: Any):
+        from r1cli.rewards import get_reward
+
+        self.bench = bench
+        self.format_fn = get_reward("format")
+
+    def record(self, index: int, row: dict[str, Any], prompt: str, key: str, samples: Sequence[Any]) -> dict:
+        from r1cli.prompts import as_written, prefilled_think
+        from r1cli.rewards.answers import extract_answer
+        from r1cli.rewards.engine import cluster_answers, grade
+
+        prefix = prefilled_think(prompt)
+        texts = [as_written(prefix, s.text) for s in samples]
+        answers = [extract_answer(t) for t in texts]
+        if self.bench.kind == "task":
+            verdicts: list[bool | None] = [bool(self.bench.task.verify(row, a)) for a in answers]
+        else:
+            verdicts = grade(answers, [row["answer"]] * len(answers))
+        clusters = cluster_answers(answers)
+        fmt = self.format_fn(texts, answer=[row["answer"]] * len(texts))
+        win = majority_cluster(clusters)
+        return {
+            "benchmark": self.bench.name,
+            "index": index,
+            "key": key,
+            "problem": row["prompt"],
+            "gold": row["answer"],
+            "ungradable": any(v is None for v in verdicts),
+            "cons_answer": answers[win] if win is not None else None,
+            "cons_correct": bool(verdicts[win]) if win is not None else False,
+            "samples": [
+                {
+                    "completion": s.text,
+                    "answer": a,
+                    "correct": bool(v),
+                    "cluster": c,
+                    "format": float(f or 0.0),
+                    "n_tokens": s.n_tokens,
+                    "finish_reason": s.finish_reason,
+                }
+                for s, a, v, c, f in zip(samples, answers, verdicts, clusters, fmt, strict=True)
+            ],
+        }
+
+
+def problem_result(rec: dict[str, Any], *, generated: bool = True) -> ProblemResult:
+    """A `Grader.record` -> its ProblemResult (`generated` False: oracle records have no lengths or finish reasons)."""
+    s = rec["samples"]
+    return ProblemResult(
+        correct=[x["correct"] for x in s],
+        clusters=[x["cluster"] for x in s],
+        format=[x["format"] for x in s],
+        n_tokens=[x["n_tokens"] for x in s] if generated else [],
+        finish=[x["finish_reason"] for x in s] if generated else [],
+    )
+
+
+def evaluate(
+    model: Any,
+    tokenizer: Any,
+    bench: Any,
+    *,
+    k: int,
+    max_new_tokens: int,
+    temperature: float = 0.6,
+    top_p: float = 0.95,
+    seed: int = 0,
+    template: str = "auto",
+    instruction: str | None = None,
+    think_prefix: bool = False,
+    batch_size: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """`r1 eval`'s protocol on one loaded benchmark (`r1cli.tasks.benchmarks.Benchmark`) with an in-memory model:
+    prompts rendered by `r1cli.prompts.render_prompt`, k samples each from `r1cli.generation.generate`, graded by
+    `Grader`, summarised by `summarize` (plus `ungradable`: problems whose gold the grader cannot parse)."""
+    from r1cli.generation import generate
+    from r1cli.prompts import render_prompt
+
+    prompts = [
+        render_prompt(row["prompt"], builtin_task=bench.kind == "task", tokenizer=tokenizer, template=template,
+                      instruction=instruction, think_prefix=think_prefix)
+        for row in bench.rows
+    ]
+    grader = Grader(bench)
+    out = generate(model, tokenizer, prompts, n=k, temperature=temperature, top_p=top_p,
+                   max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, progress=progress)
+    recs = [grader.record(i, row, p, "", got) for i, (row, p, got) in enumerate(zip(bench.rows, prompts, out,
+                                                                                      strict=True))]
+    m = summarize([problem_result(r) for r in recs], seed=seed)
+    m["ungradable"] = sum(bool(r["ungradable"]) for r in recs)
+    return m

@@ -48,11 +48,12 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 
 def training_curves(path: str | Path, png: str | Path, keys: list[str] | None = None, title: str = "") -> Path | None:
-    """Plot the given metric keys (default: reward, accuracy, completion length) against the step."""
-    rows = [r for r in read_metrics(path) if "loss" in r or "reward" in r]
+    """Plot the given metric keys (default: reward, accuracy, completion length) against the step; each key from
+    the rows that hold it (training steps, or the held-out evals logged between them)."""
+    keys = keys or ["reward", "rewards/accuracy/mean", "completions/mean_length"]
+    rows = [r for r in read_metrics(path) if any(k in r for k in keys)]
     if not rows:
         return None
-    keys = keys or ["reward", "rewards/accuracy/mean", "completions/mean_length"]
     keys = [k for k in keys if any(k in r for r in rows)]
     if not keys:
         return None

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from r1cli.commands.common import DRY_RUN, INPUT, MODEL, Option, make_command, opt, switch
+from r1cli.commands.common import DRY_RUN, INPUT, MODEL, PREFLIGHT, Option, make_command, opt, switch
 
 # stage -> (help, its own options); every training and sampling stage also takes --dry-run
 TABLE: dict[str, tuple[str, tuple[Option, ...]]] = {
@@ -23,11 +23,11 @@ TABLE: dict[str, tuple[str, tuple[Option, ...]]] = {
         switch("--cold-start", "Add readable worked solutions (a completion column) for coldstart."),
     )),
     "coldstart": ("SFT on long, readable chain-of-thought examples (R1's cold start).", (MODEL, INPUT, *DRY_RUN)),
-    "rl": ("GRPO with rule-based rewards (R1-Zero / reasoning-oriented RL).", (MODEL, INPUT, *DRY_RUN)),
+    "rl": ("GRPO with rule-based rewards (R1-Zero / reasoning-oriented RL).", (MODEL, INPUT, *DRY_RUN, PREFLIGHT)),
     "reject-sample": ("Sample n answers per prompt, keep the correct and readable ones, write an SFT dataset.",
                       (MODEL, INPUT, *DRY_RUN)),
     "align": ("RL for all scenarios: rule rewards on reasoning rows, reward models on general rows.",
-              (MODEL, INPUT, *DRY_RUN)),
+              (MODEL, INPUT, *DRY_RUN, PREFLIGHT)),
     "distill": ("A teacher writes reasoning traces; a student is fine-tuned on them.", (
         MODEL,
         opt("--teacher", "Teacher: a preset, an r1cli run, a HF folder, a hub id or an OpenAI-compatible URL."),

@@ -71,6 +71,9 @@ DRY_RUN: tuple[Option, ...] = (
            "checks) and exit; loads the tokenizer only, writes nothing.", arg="dry_run", key=None),
     opt("--dry-run-rows", "Examples shown by --dry-run.", type=int, default=2, min=1, arg="dry_run_rows"),
 )
+PREFLIGHT = switch("--preflight", "Only sample G completions for preflight_prompts training prompts with the run's "
+                   "sampler and rewards, print the report (reward means, flat groups, answers, lengths) and exit; "
+                   "exit 4 when no group has reward variance. Writes nothing.", arg="preflight", key=None)
 MODEL = opt(("--model", "-m"), "Model: a preset (tiny), an r1cli run, a HF folder or a hub id.")
 INPUT = opt(("--input", "-i"), "Input artifact: an r1cli run folder, a dataset file or folder, or a hub id.")
 
@@ -158,6 +161,7 @@ def run_stage(
     print_config: bool = False,
     dry_run: bool = False,
     dry_run_rows: int = 2,
+    preflight: bool = False,
 ) -> None:
     from r1cli.artifacts import setup_processes
     from r1cli.config import build, config_values
@@ -188,7 +192,7 @@ def run_stage(
         if print_config:
             _print_config(cfg)
             return
-        if not dry_run and not getattr(cfg, "output", None):
+        if not (dry_run or preflight) and not getattr(cfg, "output", None):
             raise UsageError(f"`r1 {stage}` needs --output", hint="e.g. --output runs/demo/" + stage.replace("-", "_"))
         if needs_bitsandbytes(cfg):
             with contextlib.suppress(ImportError):  # not installed: the 4-bit loader or the optimizer says so
@@ -196,6 +200,9 @@ def run_stage(
         module = importlib.import_module(stage_mod)
         if dry_run:
             _dry_run(module, cfg, stage, dry_run_rows, as_json)
+            return
+        if preflight:
+            _preflight(module, cfg, stage, as_json)
             return
         execute(stage, module, cfg, kind, resume=resume, overwrite=overwrite, as_json=as_json)
     finally:
@@ -212,6 +219,19 @@ def _dry_run(module: Any, cfg: Any, stage: str, rows: int, as_json: bool) -> Non
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries the report alone
         d = module.dry_run(cfg, rows, InputRecorder())
     report(d, as_json=as_json)
+
+
+def _preflight(module: Any, cfg: Any, stage: str, as_json: bool) -> None:
+    from r1cli.dryrun import InputRecorder
+    from r1cli.errors import UsageError
+    from r1cli.grpo.preflight import judge, print_report
+
+    if not hasattr(module, "preflight"):
+        raise UsageError(f"`r1 {stage}` has no --preflight", hint="it runs for `r1 rl` and `r1 align`")
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the report alone
+        report = module.preflight(cfg, InputRecorder())
+    print_report(report, as_json=as_json)
+    judge(report, cfg.preflight_max_zero_std)
 
 
 def execute(stage: str, module: Any, cfg: Any, kind: str, *, resume: bool, overwrite: bool, as_json: bool) -> dict:

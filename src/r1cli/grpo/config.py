@@ -156,6 +156,38 @@ class RLConfig(TrainerOverrides, GRPOConfig, ModelArgs):
             "no prompt."
         },
     )
+    preflight_prompts: int = field(
+        default=32,
+        metadata={
+            "help": "Before the first update, sample num_generations completions for this many training prompts "
+            "with the run's sampler and rewards, report reward means, flat groups, answers, lengths "
+            "(preflight.json, the manifest) and stop if no group has reward variance. 0 = skip. "
+            "`r1 rl --preflight` runs only this check."
+        },
+    )
+    preflight_max_zero_std: float = field(
+        default=0.8,
+        metadata={"help": "Preflight: warn when more than this share of prompt groups have equal rewards."},
+    )
+    eval_every: int = field(
+        default=0,
+        metadata={
+            "help": "Every N optimizer steps (and before the first), run `r1 eval`'s protocol on the held-out set "
+            "`eval_input`: heldout/* in metrics.jsonl and the curves, best step in the manifest. 0 = off."
+        },
+    )
+    eval_input: Optional[str] = field(
+        default=None,
+        metadata={
+            "help": "Held-out set for eval_every, as `r1 eval --benchmark` takes it (arith, gsm8k, math500, a "
+            "JSONL file, a hub id). Null = the built-in task the prompts come from (its test split)."
+        },
+    )
+    eval_limit: int = field(default=200, metadata={"help": "Held-out problems per eval (the first N)."})
+    eval_k: int = field(default=4, metadata={"help": "Held-out samples per problem (pass@1 over k, cons@k)."})
+    eval_max_new_tokens: Optional[int] = field(
+        default=None, metadata={"help": "Held-out generation budget; null = max_completion_length."}
+    )
     # --- TRL options whose r1cli default or type differs (see the module docstring)
     loss_type: Literal["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo"] = field(
         default="grpo",
@@ -267,6 +299,25 @@ class RLConfig(TrainerOverrides, GRPOConfig, ModelArgs):
             raise ValueError("loss_type dr_grpo needs max_completion_length (its constant normaliser)")
         self._check_loss_options()
         self._check_rewards()
+        self._check_preflight_and_eval()
+
+    def _check_preflight_and_eval(self) -> None:
+        if self.preflight_prompts < 0:
+            raise ValueError(f"preflight_prompts must be >= 0 (0 = skip the check), got {self.preflight_prompts}")
+        if not 0.0 <= self.preflight_max_zero_std <= 1.0:
+            raise ValueError(
+                f"preflight_max_zero_std is a share of prompt groups, in [0, 1], got {self.preflight_max_zero_std}"
+            )
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every must be >= 0 (0 = no held-out eval), got {self.eval_every}")
+        if self.eval_limit < 1:
+            raise ValueError(f"eval_limit (held-out problems) must be >= 1, got {self.eval_limit}")
+        if self.eval_k < 1:
+            raise ValueError(f"eval_k (samples per held-out problem) must be >= 1, got {self.eval_k}")
+        if self.eval_max_new_tokens is not None and self.eval_max_new_tokens < 1:
+            raise ValueError(
+                f"eval_max_new_tokens must be >= 1 (null = max_completion_length), got {self.eval_max_new_tokens}"
+            )
 
     def _check_loss_options(self) -> None:
         """Every option of the loss (`r1cli.grpo.loss`), checked once, before any model is loaded."""

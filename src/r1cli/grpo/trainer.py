@@ -191,6 +191,7 @@ class R1GRPOTrainer(GRPOTrainer):
         out = _opt(args, "output", None)
         self.run_dir = Path(out) if out else Path(args.output_dir)  # samples.jsonl / prompts.jsonl go here
         self._last_batch: dict[str, Any] | None = None
+        self._rollout_log: list[dict[str, Any]] | None = None  # set by r1cli.grpo.preflight while it samples
         self._samples_step = -1
         self._throughput_mark: tuple[float, float, float] | None = None  # (time, tokens seen, completion tokens)
         self._completion_tokens = 0.0
@@ -236,6 +237,15 @@ class R1GRPOTrainer(GRPOTrainer):
         if prompts and all(isinstance(p, str) for p in prompts):
             return [encode_prompt(self._tokenizer, p) for p in prompts], None, {}
         return super()._tokenize_prompts(prompts)
+
+    def _generate(self, prompts: list):
+        out = super()._generate(prompts)
+        if self._rollout_log is not None:  # the preflight check reads the rollouts as TRL decoded them
+            prompt_ids, completion_ids, _, completions = out[:4]
+            self._rollout_log.append(
+                {"prompt_ids": list(prompt_ids), "completion_ids": list(completion_ids), "completions": list(completions)}
+            )
+        return out
 
     def _fast_generation_applies(self, images: Any, multimodal_fields: Any) -> bool:
         return (

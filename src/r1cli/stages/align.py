@@ -28,7 +28,7 @@ from typing import Any
 
 from r1cli.console import log
 from r1cli.errors import ConfigError, InputArtifactError
-from r1cli.stages.rl import train_grpo
+from r1cli.stages.rl import preflight_only, train_grpo
 
 # ------------------------------------------------------------------------------------------------ routing
 
@@ -174,7 +174,7 @@ def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
     return sampling_dry_run("align", cfg, tok, [r["prompt"] for r in build_prompts(cfg, inputs, tok)[:n]])
 
 
-def run(cfg: Any, run: Any) -> dict[str, Any]:
+def _setup(cfg: Any, run: Any) -> tuple[Any, Any, Any, list[Any]]:
     from datasets import Dataset
 
     from r1cli.models import load_model, model_ref
@@ -195,9 +195,19 @@ def run(cfg: Any, run: Any) -> dict[str, Any]:
         run.add_input(resolve_input(cfg.reward_model, "model", name="reward_model"))
     model, tokenizer = load_model(cfg, for_training=True)
     data = Dataset.from_list(build_prompts(cfg, run, tokenizer))
+    return model, tokenizer, data, funcs
 
+
+def preflight(cfg: Any, inputs: Any) -> dict[str, Any]:
+    """`r1 align --preflight`: the preflight report of this config (nothing trained, nothing written)."""
+    return preflight_only(cfg, *_setup(cfg, inputs))
+
+
+def run(cfg: Any, run: Any) -> dict[str, Any]:
+    model, tokenizer, data, funcs = _setup(cfg, run)
     names = [f.__name__ for f in funcs]
-    metrics = train_grpo(cfg, run, model, tokenizer, data, funcs, title=f"r1 align: {cfg.model}",
-                         curve_keys=["reward"] + [f"rewards/{n}/mean" for n in names] + ["completions/mean_length"])
-    metrics["prompts"] = {k: sum(1 for x in data["kind"] if x == k) for k in sorted(set(data["kind"]))}
-    return {"metrics": metrics}
+    result = train_grpo(cfg, run, model, tokenizer, data, funcs, title=f"r1 align: {cfg.model}",
+                        curve_keys=["reward"] + [f"rewards/{n}/mean" for n in names] + ["completions/mean_length"],
+                        stage="align")
+    result["metrics"]["prompts"] = {k: sum(1 for x in data["kind"] if x == k) for k in sorted(set(data["kind"]))}
+    return result

@@ -35,6 +35,7 @@ from typing import Any
 from r1cli.artifacts import RunDir, atomic_write_text, resolve_input
 from r1cli.console import log
 from r1cli.errors import InputArtifactError, UsageError
+from r1cli.evaluation import Grader  # noqa: F401  (grading lives beside the metrics: `r1 rl`'s held-out eval uses it)
 from r1cli.keyedlog import KeyedLog
 
 SAMPLES = "samples.jsonl"
@@ -61,58 +62,6 @@ def render_prompt(question: str, kind: str, tokenizer: Any, cfg: Any) -> str:
         instruction=cfg.instruction,
         think_prefix=cfg.think_prefix,
     )
-
-
-# ---------------------------------------------------------------------------------------------- grading
-
-
-class Grader:
-    """Grades the k completions of one problem into a samples.jsonl record."""
-
-    def __init__(self, bench: Any):
-        from r1cli.rewards import get_reward
-
-        self.bench = bench
-        self.format_fn = get_reward("format")
-
-    def record(self, index: int, row: dict[str, Any], prompt: str, key: str, samples: Sequence[Any]) -> dict:
-        from r1cli.evaluation import majority_cluster
-        from r1cli.prompts import as_written, prefilled_think
-        from r1cli.rewards.answers import extract_answer
-        from r1cli.rewards.engine import cluster_answers, grade
-
-        prefix = prefilled_think(prompt)
-        texts = [as_written(prefix, s.text) for s in samples]
-        answers = [extract_answer(t) for t in texts]
-        if self.bench.kind == "task":
-            verdicts: list[bool | None] = [bool(self.bench.task.verify(row, a)) for a in answers]
-        else:
-            verdicts = grade(answers, [row["answer"]] * len(answers))
-        clusters = cluster_answers(answers)
-        fmt = self.format_fn(texts, answer=[row["answer"]] * len(texts))
-        win = majority_cluster(clusters)
-        return {
-            "benchmark": self.bench.name,
-            "index": index,
-            "key": key,
-            "problem": row["prompt"],
-            "gold": row["answer"],
-            "ungradable": any(v is None for v in verdicts),
-            "cons_answer": answers[win] if win is not None else None,
-            "cons_correct": bool(verdicts[win]) if win is not None else False,
-            "samples": [
-                {
-                    "completion": s.text,
-                    "answer": a,
-                    "correct": bool(v),
-                    "cluster": c,
-                    "format": float(f or 0.0),
-                    "n_tokens": s.n_tokens,
-                    "finish_reason": s.finish_reason,
-                }
-                for s, a, v, c, f in zip(samples, answers, verdicts, clusters, fmt, strict=True)
-            ],
-        }
 
 
 # ---------------------------------------------------------------------------------------------- samples log
@@ -166,7 +115,7 @@ def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
 
 def run(cfg: Any, run: RunDir) -> dict[str, Any]:
     from r1cli.console import held_logs
-    from r1cli.evaluation import ProblemResult, summarize
+    from r1cli.evaluation import problem_result, summarize
 
     model = tok = None
     with held_logs():  # a bad benchmark or model leaves its error line alone on stderr
@@ -205,16 +154,7 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
             with run.timed(f"generate/{b.name}"):
                 _generate(cfg, b, k, todo, prompts, keys, model, tok, grader, samples)
             recs = [samples.records[(b.name, i)] for i in range(len(prompts))]
-            problems = [
-                ProblemResult(
-                    correct=[s["correct"] for s in r["samples"]],
-                    clusters=[s["cluster"] for s in r["samples"]],
-                    format=[s["format"] for s in r["samples"]],
-                    n_tokens=[] if cfg.oracle else [s["n_tokens"] for s in r["samples"]],
-                    finish=[] if cfg.oracle else [s["finish_reason"] for s in r["samples"]],
-                )
-                for r in recs
-            ]
+            problems = [problem_result(r, generated=not cfg.oracle) for r in recs]
             m = summarize(problems, seed=cfg.seed)
             m["ungradable"] = sum(bool(r.get("ungradable")) for r in recs)
             m["source"] = b.source
