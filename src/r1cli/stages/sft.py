@@ -126,6 +126,7 @@ def train_sft(cfg: Any, run: Any, train_ds: Any, *, resume: bool) -> dict[str, A
     from r1cli.checkpoints import last_complete_checkpoint, marker_callback
     from r1cli.console import log
     from r1cli.models import load_model, merge_adapter, model_ref, save_model
+    from r1cli.trainlog import run_train_loss
 
     run.add_input(model_ref(cfg.model))
     model, tokenizer = load_model(cfg, for_training=True)
@@ -161,7 +162,7 @@ def train_sft(cfg: Any, run: Any, train_ds: Any, *, resume: bool) -> dict[str, A
         merge_adapter(run.model_dir, run.path / "merged")
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
-        "train_loss": round(float(out.training_loss), 4),
+        "train_loss": round(run_train_loss(trainer, out, ckpt), 4),
         "first_logged_loss": losses[0] if losses else None,
         "last_logged_loss": losses[-1] if losses else None,
         "steps": trainer.state.global_step,
