@@ -182,7 +182,8 @@ def ckpt_steps(root: Path, complete: bool = False) -> list[int]:
                   if not complete or (p / MARKER).is_file())
 
 
-def _records(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSONL file a killed process appended to (a line cut by the kill is skipped)."""
     out = []
     for line in path.read_text().splitlines() if path.exists() else []:
         try:
@@ -199,7 +200,7 @@ class LoggedSteps:
         self.path, self.key, self.n = path, key, 0
 
     def all(self) -> list[int]:
-        return [r["step"] for r in _records(self.path) if self.key in r]
+        return [r["step"] for r in read_jsonl(self.path) if self.key in r]
 
     def mark(self) -> None:
         self.n = len(self.all())
@@ -244,13 +245,14 @@ def plant_half_written(root: Path) -> int:
 
 
 def kill_at_checkpoints(argv: list, ckpt_root: Path, out: Path, log: Path, rng: random.Random, steps,
-                        early: int = 2, late: int = 6) -> tuple[Result, list[tuple[int, list[int]]]]:
+                        early: int = 2, late: int = 6) -> tuple[dict, list[tuple[int, list[int]]]]:
     """The three-moment kill of a checkpointing stage, then a final `--resume` in-process. `argv` (without
     --resume) writes checkpoints every step under `ckpt_root` and its run to `out`; `steps` (LoggedSteps or
     SavedSteps) says which steps a process trained. Moments: right after checkpoint-`early` is complete; as soon
     as a checkpoint folder newer than those present appears (usually mid-save, killed without delay); right after
     checkpoint-`late` is complete, then a half-written checkpoint is planted (`plant_half_written`). Returns the
-    final run's result and, per resumed process, (the last complete checkpoint when it started, its steps)."""
+    final run's manifest (status complete) and, per resumed process, (the last complete checkpoint when it started,
+    its steps)."""
     import pytest
 
     def new_folder(present):
@@ -277,7 +279,9 @@ def kill_at_checkpoints(argv: list, ckpt_root: Path, out: Path, log: Path, rng: 
     r = r1_inproc(*argv, "--resume")
     assert r.code == 0, r.stderr
     segments.append((last, steps.since()))
-    return r, segments
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "complete"
+    return man, segments
 
 
 def assert_counter_continues(segments: list[tuple[int, list[int]]], total: int) -> None:
@@ -288,3 +292,14 @@ def assert_counter_continues(segments: list[tuple[int, list[int]]], total: int) 
             assert seg == list(range(ckpt + 1, ckpt + 1 + len(seg))), (ckpt, seg)
     assert segments[-1][1] and segments[-1][1][-1] == total, segments[-1]
     assert max(c for c, _ in segments) >= 2
+
+
+def assert_same_weights(got: Path, want: Path, atol: float = 1e-5) -> None:
+    """The model.safetensors of two model folders hold the same tensors, up to `atol`."""
+    import torch
+    from safetensors.torch import load_file
+
+    a, b = load_file(got / "model.safetensors"), load_file(want / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=atol), f"{k} differs from the uninterrupted run"

@@ -15,34 +15,28 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import LoggedSteps, assert_counter_continues, kill_at_checkpoints, r1_inproc, r1_run
-from .test_kill_rl import prompts_by_step
+from .conftest import (
+    LoggedSteps,
+    assert_counter_continues,
+    assert_same_weights,
+    kill_at_checkpoints,
+    r1_inproc,
+    r1_run,
+)
+from .test_kill_rl import grpo_sets, prompts_by_step
 
 STEPS = 8
-G = 4
 # 2:1 by weight over 24 + 8 rows: the general source is cycled (11 draws from 8 rows), so the resampling matters
 MIXTURE = "[{input: arith, kind: reasoning, n: 24, weight: 2}, {input: general, kind: general, n: 8, weight: 1}]"
 
 
 def _args(model: Path, rm: Path, out: Path) -> list:
-    return ["align", "--model", model, "--json", "--output", out, "--seed", 3,
-            "--set", f"mixture={MIXTURE}", "--set", f"reward_model={rm}", "--set", "reward_model_device=cpu",
-            "--set", f"num_generations={G}", "--set", f"per_device_train_batch_size={2 * G}",
-            "--set", "max_completion_length=16", "--set", f"max_steps={STEPS}", "--set", "save_steps=1",
-            "--set", "learning_rate=1e-4", "--set", "logging_steps=1", "--set", "disable_tqdm=true",
-            "--set", "log_prompts=true"]
-
-
-def _weights(folder: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(folder / "model.safetensors")
+    return ["align", "--model", model, "--json", "--output", out, "--seed", 3, "--set", f"mixture={MIXTURE}",
+            "--set", f"reward_model={rm}", "--set", "reward_model_device=cpu", *grpo_sets(STEPS)]
 
 
 @pytest.mark.slow
 def test_align_survives_three_kills(tiny_base_path, tmp_path):
-    import torch
-
     rng = random.Random(7)
     rm = tmp_path / "rm"  # the helpfulness/harmlessness model: one step of training is enough to be deterministic
     r = r1_inproc("reward-model", "--model", tiny_base_path, "--output", rm, "--seed", 3, "--set", "train_size=16",
@@ -60,21 +54,16 @@ def test_align_survives_three_kills(tiny_base_path, tmp_path):
     assert any(p in general for s in want for p in want[s]), "no general prompt in the steps run: widen the test"
 
     out = tmp_path / "killed"
-    r, segments = kill_at_checkpoints(_args(tiny_base_path, rm, out), out / "trainer", out, tmp_path / "killed.log",
-                                      rng, LoggedSteps(out / "metrics.jsonl", "reward"))
+    man, segments = kill_at_checkpoints(_args(tiny_base_path, rm, out), out / "trainer", out,
+                                        tmp_path / "killed.log", rng, LoggedSteps(out / "metrics.jsonl", "reward"))
     last = segments[-1][0]
-    man = json.loads((out / "manifest.json").read_text())
-    assert man["status"] == "complete"
     assert man["metrics"]["resumed_from"].endswith(f"checkpoint-{last}")  # not the planted checkpoint-{last + 1}
     assert man["metrics"]["steps"] == STEPS and man["metrics"]["prompts"] == ref_man["metrics"]["prompts"]
     assert_counter_continues(segments, STEPS)
 
     # the mixture drawn in the same order, step for step, as the uninterrupted run
     assert prompts_by_step(out) == want
-    a, b = _weights(out / "model"), _weights(ref / "model")
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-5), f"{k} differs from the uninterrupted run"
+    assert_same_weights(out / "model", ref / "model")
     print(f"align: 3 kills survived; resumed from checkpoints {[c for c, _ in segments]}")
 
 

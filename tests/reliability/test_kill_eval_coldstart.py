@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import kill_when, r1_inproc, start_r1
+from .conftest import assert_same_weights, ckpt_steps, kill_when, r1_inproc, start_r1
 
 
 def _lines(p: Path) -> int:
@@ -103,27 +103,15 @@ def _coldstart_args(model: Path, data: Path, out: Path) -> list:
 
 
 def _complete_ckpts(out: Path) -> set[int]:
-    d = out / "checkpoints"
-    if not d.is_dir():
-        return set()
-    return {int(p.name.split("-")[1]) for p in d.glob("checkpoint-*") if (p / ".r1cli-complete").is_file()}
+    return set(ckpt_steps(out / "checkpoints", complete=True))
 
 
 def _ckpt_dirs(out: Path) -> set[int]:
-    d = out / "checkpoints"
-    return {int(p.name.split("-")[1]) for p in d.glob("checkpoint-*")} if d.is_dir() else set()
-
-
-def _weights(folder: Path) -> dict:
-    from safetensors.torch import load_file
-
-    return load_file(folder / "model.safetensors")
+    return set(ckpt_steps(out / "checkpoints"))
 
 
 @pytest.mark.slow
 def test_coldstart_survives_three_kills(tiny_base_path, tmp_path):
-    import torch
-
     rng = random.Random(8)
     data = tmp_path / "data"
     r = r1_inproc("data", "--cold-start", "--n", 128, "--output", data)
@@ -168,8 +156,5 @@ def test_coldstart_survives_three_kills(tiny_base_path, tmp_path):
     state = json.loads((out / "checkpoints" / f"checkpoint-{STEPS}" / "trainer_state.json").read_text())
     steps = [h["step"] for h in state["log_history"] if "loss" in h]
     assert steps == list(range(1, STEPS + 1)), "logged steps repeat or skip across the resumes"
-    a, b = _weights(out / "model"), _weights(ref / "model")
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-5), f"{k} differs from the uninterrupted run"
+    assert_same_weights(out / "model", ref / "model")
     print(f"coldstart: {kills} kills survived (resumed from checkpoint-{last})")
