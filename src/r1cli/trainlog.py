@@ -87,7 +87,7 @@ def run_train_loss(trainer: Any, out: Any, resumed_from: str | None) -> float:
     checkpoint's step was a logging step; otherwise its last unlogged steps are left out."""
     if not resumed_from:
         return float(out.training_loss)
-    start = json.loads((Path(resumed_from) / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
+    start = int(Path(resumed_from).name.rsplit("-", 1)[1])  # checkpoint-N (by now save_total_limit may have deleted it)
     total = covered = prev = 0
     for h in trainer.state.log_history:
         if "loss" in h and prev < h["step"] <= start:
