@@ -23,12 +23,12 @@ import pytest
 from .conftest import SavedSteps, assert_counter_continues, assert_same_weights, kill_at_checkpoints, r1_run
 
 STEPS = 8
-N_PROMPTS = 24
+N_PROMPTS, TRACES = 24, 2  # every third prompt has its gold answer
 
 
 def _args(model: Path, prompts: Path, out: Path) -> list:
     return ["distill", "--model", model, "--teacher", model, "--input", prompts, "--json", "--output", out,
-            "--seed", 3, "--set", "num_traces=2", "--set", "max_new_tokens=32", "--set", "temperature=1.0",
+            "--seed", 3, "--set", f"num_traces={TRACES}", "--set", "max_new_tokens=32", "--set", "temperature=1.0",
             "--set", "keep_truncated=true", "--set", "decontaminate_against=[arith]",
             "--set", "filters={require_format: false, max_repetition: null, max_language_mixing: null}",
             "--set", "per_device_train_batch_size=4", "--set", "learning_rate=1e-3", "--set", "max_length=256",
@@ -53,7 +53,8 @@ def test_distill_training_survives_three_kills(tiny_base_path, tmp_path):
     want = json.loads((ref / "manifest.json").read_text())["metrics"]
     assert want["train"]["steps"] == STEPS
     counts = want["traces"]
-    assert counts["rejected"]["incorrect"] == N_PROMPTS // 3 * 2 and counts["kept"] >= 4 * 4, counts
+    graded = len(range(0, N_PROMPTS, 3)) * TRACES
+    assert counts["rejected"]["incorrect"] == graded and counts["kept"] >= 16, counts  # 16 rows: 4 steps per epoch
 
     out = tmp_path / "killed"
     traces = out / "traces.jsonl"
