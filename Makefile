@@ -44,7 +44,8 @@ test: install
 	$(BIN)/ruff check src tests bench
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 --ignore=tests/reliability
 
-# kill -9 at three moments of rl, coldstart, reject-sample and eval, then --resume; ~100 bad inputs. CI runs it too.
+# kill -9 at three moments of rl, align, reward-model, coldstart, distill, reject-sample and eval, then --resume;
+# ~100 bad inputs. CI runs it too.
 reliability: install
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -p no:cacheprovider --durations=10 tests/reliability
 

@@ -168,8 +168,9 @@ def test_cli_preflight_reports_and_stops(tiny_base_path, tmp_path, capsys, monke
     hints = [x for x in err.splitlines() if x.startswith("hint:")]
     assert len(errors) == 1 and len(hints) == 1 and "GRPO would learn nothing" in errors[0], err
     # a length-shaped reward varies: the table on stdout, exit 0, nothing written
+    # (48 tokens: at 16 every tiny-test completion is cut at the same length)
     rc, out, err = _cli(["rl", "--model", str(tiny_base_path), "--preflight", *small,
-                         "--set", "rewards=[{name: cosine_length}]"], capsys)
+                         "--set", "rewards=[{name: cosine_length}]", "--set", "max_completion_length=48"], capsys)
     assert rc == 0, err
     assert "cosine_length" in out and "groups with zero reward variance" in out and "sample completions" in out
     assert list(tmp_path.iterdir()) == []

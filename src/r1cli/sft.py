@@ -127,6 +127,7 @@ def train_sft(cfg: Any, run: Any, train_ds: Any, *, resume: bool) -> dict[str, A
     from r1cli.console import held_logs, log
     from r1cli.data_io import quiet_datasets
     from r1cli.models import check_model, load_model, load_tokenizer, merge_adapter, model_ref, save_model
+    from r1cli.trainlog import run_train_loss
 
     with held_logs():  # a bad dataset or model leaves its error line alone on stderr
         run.add_input(model_ref(cfg.model))
@@ -165,7 +166,7 @@ def train_sft(cfg: Any, run: Any, train_ds: Any, *, resume: bool) -> dict[str, A
         merge_adapter(run.model_dir, run.path / "merged")
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
-        "train_loss": round(float(out.training_loss), 4),
+        "train_loss": round(run_train_loss(trainer, out, ckpt), 4),
         "first_logged_loss": losses[0] if losses else None,
         "last_logged_loss": losses[-1] if losses else None,
         "steps": trainer.state.global_step,

@@ -1,5 +1,6 @@
 """Per-step training metrics: `metrics.jsonl` in the run folder (one JSON object per logged step, appended and
-flushed, so a killed run keeps what it logged) and PNG curves of reward and completion length at the end."""
+flushed, so a killed run keeps what it logged), PNG curves of reward and completion length at the end, and the
+whole run's mean loss after a `--resume`."""
 
 from __future__ import annotations
 
@@ -78,3 +79,21 @@ def training_curves(path: str | Path, png: str | Path, keys: list[str] | None = 
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     return Path(png)
+
+
+def run_train_loss(trainer: Any, out: Any, resumed_from: str | None) -> float:
+    """The whole run's mean training loss. HF's `TrainOutput.training_loss` averages the steps this `train()` call
+    ran, so after `--resume` it would be the last session's alone; the steps up to the checkpoint come back from
+    the log history it restored (each logged loss the mean of the steps since the previous log). Exact when the
+    checkpoint's step was a logging step; otherwise its last unlogged steps are left out."""
+    if not resumed_from:
+        return float(out.training_loss)
+    start = int(Path(resumed_from).name.rsplit("-", 1)[1])  # checkpoint-N (by now save_total_limit may have deleted it)
+    total = covered = prev = 0
+    for h in trainer.state.log_history:
+        if "loss" in h and prev < h["step"] <= start:
+            total += h["loss"] * (h["step"] - prev)
+            covered += h["step"] - prev
+            prev = h["step"]
+    ran = trainer.state.global_step - start
+    return (total + float(out.training_loss) * ran) / max(covered + ran, 1)

@@ -154,7 +154,7 @@ def run(cfg: Any, run: Any) -> dict[str, Any]:
     from r1cli.checkpoints import last_complete_checkpoint, marker_callback
     from r1cli.models import ADAPTER_CONFIG, default_device, model_ref, resolve_model, torch_dtype
     from r1cli.rewards.reward_model import STATS_FILE
-    from r1cli.trainlog import metrics_callback
+    from r1cli.trainlog import metrics_callback, run_train_loss
 
     run.add_input(model_ref(cfg.model))
     source = resolve_model(cfg.model)
@@ -218,7 +218,7 @@ def run(cfg: Any, run: Any) -> dict[str, Any]:
     (run.model_dir / STATS_FILE).write_text(json.dumps(stats, indent=1), encoding="utf-8")
     metrics = {
         "steps": trainer.state.global_step,
-        "train_loss": round(float(out.training_loss), 5),
+        "train_loss": round(run_train_loss(trainer, out, ckpt), 5),
         "train_pairs": len(train),
         "heldout_pairs": after["pairs"],
         "heldout_accuracy": after["accuracy"],

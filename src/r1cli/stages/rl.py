@@ -159,7 +159,7 @@ def train_grpo(cfg: Any, run: Any, model: Any, tokenizer: Any, data: Any, funcs:
     curves PNG. Returns the stage result: {metrics, manifest_extra: {preflight, heldout}}."""
     from r1cli.checkpoints import last_complete_checkpoint, marker_callback
     from r1cli.models import save_model
-    from r1cli.trainlog import metrics_callback, read_metrics, training_curves
+    from r1cli.trainlog import metrics_callback, read_metrics, run_train_loss, training_curves
 
     if not run.resume:
         (run.path / METRICS).unlink(missing_ok=True)
@@ -200,7 +200,7 @@ def train_grpo(cfg: Any, run: Any, model: Any, tokenizer: Any, data: Any, funcs:
     first, last = (logged[0], logged[-1]) if logged else ({}, {})
     metrics = {
         "steps": trainer.state.global_step,
-        "train_loss": round(float(out.training_loss), 5),
+        "train_loss": round(run_train_loss(trainer, out, ckpt), 5),
         "first": {k: first[k] for k in keys if k in first},
         "last": {k: last[k] for k in keys if k in last},
         "resumed_from": ckpt,
