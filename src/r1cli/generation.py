@@ -59,6 +59,8 @@ class Sample:
     n_tokens: int = field(metadata={"help": "Tokens the model generated, including a final EOS."})
     finish_reason: FinishReason = field(metadata={"help": "stop: EOS or a stop string; length: max_new_tokens."})
     token_ids: list[int] = field(default_factory=list, repr=False, metadata={"help": "Generated token ids."})
+    logprobs: list[float] | None = field(default=None, repr=False, metadata={
+        "help": "Per generated token (EOS included): log_softmax(logits / T) of the sampled token; with logprobs."})
 
 
 @dataclass
@@ -88,6 +90,8 @@ def generate(
     n: int = 1,
     temperature: float = 0.6,
     top_p: float = 0.95,
+    top_k: int = 0,
+    min_p: float = 0.0,
     max_new_tokens: int = 256,
     stop: Sequence[str] | None = None,
     seed: int = 0,
@@ -97,14 +101,18 @@ def generate(
     on_prompt_done: Callable[[int, list[Sample]], None] | None = None,
     share_prefill: bool = True,
     prefill_tokens: int = 16384,
+    logprobs: bool = False,
+    eos_ids: Sequence[int] | None = None,
     vllm_options: dict[str, Any] | None = None,
 ) -> list[list[Sample]]:
     """Sample `n` completions for each prompt: token ids, or rendered text (encoded by `r1cli.prompts.encode_prompt`).
 
     Returns `out[i][j]`: sample j of prompt i. `on_prompt_done(i, samples)` is called as soon as all n samples of
     prompt i are finished (prompts finish roughly in order), e.g. to append them to a resumable log.
-    `batch_size` = rows decoded at once (None: as many as memory allows). `share_prefill` prefills a prompt once
-    for its n samples; `prefill_tokens` caps the padded prompt tokens of one prefill forward. `model` is a loaded
+    `batch_size` = rows decoded at once (None: as many as memory allows). `share_prefill` prefills identical
+    prompts once for all their samples; `prefill_tokens` caps the padded prompt tokens of one prefill forward.
+    `top_k` (0 = off) and `min_p` (0 = off) filter as transformers' warpers do. `logprobs` fills
+    `Sample.logprobs`. `eos_ids` replaces the EOS ids read from the tokenizer and generation config. `model` is a loaded
     HF model for the `hf` backend (put in eval mode for the call, then restored); for `vllm` a model path/hub id,
     a PEFT adapter folder (merged first) or a `vllm.LLM`, with `vllm_options` {dtype, gpu_memory_utilization}.
     """
@@ -116,18 +124,23 @@ def generate(
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if top_k < 0:
+        raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
+    if not 0 <= min_p < 1:
+        raise ValueError(f"min_p must be in [0, 1) (0 = off), got {min_p}")
     stop = [s for s in (stop or []) if s]
     if backend == "vllm":
         if not prompts:
             return []
-        return _generate_vllm(model, tokenizer, prompts, n, temperature, top_p, max_new_tokens, stop, seed,
-                              on_prompt_done, **(vllm_options or {}))
+        return _generate_vllm(model, tokenizer, prompts, n, temperature, top_p, top_k, min_p, max_new_tokens, stop,
+                              seed, on_prompt_done, logprobs, eos_ids, **(vllm_options or {}))
     if backend != "hf":
         raise ValueError(f"unknown backend {backend!r}: use hf or vllm")
     if not prompts:
         return []
-    engine = _HFEngine(model, tokenizer, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                       stop=stop, seed=seed, share_prefill=share_prefill, prefill_tokens=prefill_tokens)
+    engine = _HFEngine(model, tokenizer, temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
+                       max_new_tokens=max_new_tokens, stop=stop, seed=seed, share_prefill=share_prefill,
+                       prefill_tokens=prefill_tokens, logprobs=logprobs, eos_ids=eos_ids)
     was_training = bool(getattr(model, "training", False))
     model.eval()
     try:
@@ -166,38 +179,68 @@ def row_key(seed: int, prompt: str, occurrence: int, sample: int) -> int:
     return int.from_bytes(h.digest(), "little")
 
 
-def sample_tokens(logits: Any, u: Any, temperature: float, top_p: float, top_k0: int = 32) -> Any:
+def sample_tokens(logits: Any, u: Any, temperature: float, top_p: float = 1.0, top_k: int = 0, min_p: float = 0.0,
+                  top_k0: int = 32) -> Any:
     """Draw one token per row. logits: [B, V]; u: [B] uniforms in [0, 1) -> token ids [B] (int64).
 
-    temperature 0 = argmax. Top-p keeps the sorted tokens whose preceding cumulative mass is < top_p (so at
-    least one); the draw is the inverse CDF of the kept, renormalised mass at u. A full sort of [B, V] is slow on
-    CPU (measured: ~0.8 s for 128 x 49k), so the candidates are the `top_k0` most likely tokens (a partial sort),
-    and only rows whose top_k0 hold less than top_p of the mass fall back to a full sort: the result is exact.
+    temperature 0 = argmax. The filters are transformers' logits warpers, in their order: top-k keeps the k most
+    likely tokens; top-p then keeps the sorted tokens whose preceding cumulative mass (of the top-k set) is <
+    top_p (so at least one); min-p then keeps the tokens with probability >= min_p x the largest. Each keeps a
+    prefix of the sorted distribution, so the draw is the inverse CDF at u of the kept, renormalised prefix. A full
+    sort of [B, V] is slow on CPU, so the candidates are the top_k (or `top_k0`) most likely tokens (a partial
+    sort), and only rows whose kept prefix may reach past the candidates fall back to a full sort: the result is
+    exact (up to ties at the k-th value, which top-k here breaks by index where transformers keeps them all).
     """
     import torch
 
     if temperature == 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)
-    if top_p >= 1.0:
+    V = probs.shape[1]
+    top_k = top_k if 0 < top_k < V else 0
+    if top_p >= 1.0 and min_p <= 0.0 and not top_k:
         return _inverse_cdf(probs, None, u)
-    if probs.shape[1] <= top_k0:
+    K = top_k or min(top_k0, V)
+    if K >= V:
         vals, order = probs.sort(dim=-1, descending=True)
-        return _inverse_cdf(_nucleus(vals, top_p), order, u)
-    vals, order = probs.topk(top_k0, dim=-1)
-    tok = _inverse_cdf(_nucleus(vals, top_p), order, u)
-    short = vals.sum(-1) < top_p
+        return _inverse_cdf(_keep(vals, top_p, min_p, None), order, u)
+    vals, order = probs.topk(K, dim=-1)
+    tok = _inverse_cdf(_keep(vals, top_p, min_p, vals.sum(-1, keepdim=True) if top_k else None), order, u)
+    if top_k:
+        return tok
+    # a filter that is off keeps everything; top-p's prefix goes past the candidates when they hold < top_p of the
+    # mass, min-p's when the last candidate is still above its threshold
+    short = vals.sum(-1) < top_p if top_p < 1.0 else torch.ones_like(vals[:, 0], dtype=torch.bool)
+    if min_p > 0.0:
+        short &= vals[:, -1] >= min_p * vals[:, 0]
     if bool(short.any()):
         rows = short.nonzero().flatten()
         v2, o2 = probs.index_select(0, rows).sort(dim=-1, descending=True)
-        tok[rows] = _inverse_cdf(_nucleus(v2, top_p), o2, u.index_select(0, rows))
+        tok[rows] = _inverse_cdf(_keep(v2, top_p, min_p, None), o2, u.index_select(0, rows))
     return tok
 
 
-def _nucleus(sorted_probs: Any, top_p: float) -> Any:
-    """Zero the sorted probabilities outside the nucleus (mass before them >= top_p)."""
-    before = sorted_probs.cumsum(-1) - sorted_probs
-    return sorted_probs.masked_fill(before >= top_p, 0.0)
+def token_logprobs(logits: Any, tokens: Any, temperature: float) -> Any:
+    """log_softmax(logits / T) at `tokens`: the log-probability under the temperature-scaled, *unfiltered*
+    distribution (what the GRPO trainer scores). logits: [B, V]; tokens: [B] -> [B] float32. At temperature 0
+    (greedy: a point mass on the argmax) it is 0."""
+    import torch
+
+    if temperature == 0:
+        return torch.zeros(tokens.shape, dtype=torch.float32, device=tokens.device)
+    lp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    return lp.gather(1, tokens.unsqueeze(1)).squeeze(1)
+
+
+def _keep(sorted_probs: Any, top_p: float, min_p: float, total: Any) -> Any:
+    """Zero the sorted (descending) probabilities outside the top-p nucleus (mass before them >= top_p x `total`,
+    the mass of the top-k set; None = 1) and below min_p x the largest. [B, K] -> [B, K]."""
+    if top_p < 1.0:
+        before = sorted_probs.cumsum(-1) - sorted_probs
+        sorted_probs = sorted_probs.masked_fill(before >= (top_p if total is None else top_p * total), 0.0)
+    if min_p > 0.0:
+        sorted_probs = sorted_probs.masked_fill(sorted_probs < min_p * sorted_probs[:, :1], 0.0)
+    return sorted_probs
 
 
 def _inverse_cdf(probs: Any, order: Any, u: Any) -> Any:
@@ -296,14 +339,15 @@ def _available_ram() -> int:
 class _Batch:
     """The rows decoding together. Tensors are [B, ...]; `cache` holds [B, kv_heads, L, head_dim] per layer."""
 
-    __slots__ = ("cache", "mask", "pos", "last", "out", "n_gen", "alive", "keys", "rows")
+    __slots__ = ("cache", "mask", "pos", "last", "out", "lp", "n_gen", "alive", "keys", "rows")
 
-    def __init__(self, cache, mask, pos, last, out, n_gen, alive, keys, rows):
+    def __init__(self, cache, mask, pos, last, out, lp, n_gen, alive, keys, rows):
         self.cache = cache  # DynamicCache
         self.mask = mask  # [B, L] int64, 1 = real token
         self.pos = pos  # [B] position id of the token in `last`
         self.last = last  # [B] token to feed next
         self.out = out  # [B, max_new] generated ids (pad-filled)
+        self.lp = lp  # [B, max_new] float32 log-probs of the generated ids, or None (not requested)
         self.n_gen = n_gen  # [B] generated so far
         self.alive = alive  # [B] bool
         self.keys = keys  # [B] int64 sample keys (32-bit)
@@ -378,8 +422,8 @@ def _layers(cache: Any) -> list[Any]:
 
 
 class _HFEngine:
-    def __init__(self, model, tokenizer, *, temperature, top_p, max_new_tokens, stop, seed, share_prefill=True,
-                 prefill_tokens=16384):
+    def __init__(self, model, tokenizer, *, temperature, top_p, max_new_tokens, stop, seed, top_k=0, min_p=0.0,
+                 share_prefill=True, prefill_tokens=16384, logprobs=False, eos_ids=None):
         import torch
 
         self.torch = torch
@@ -387,13 +431,16 @@ class _HFEngine:
         self.tok = tokenizer
         self.temperature = float(temperature)
         self.top_p = float(top_p)
+        self.top_k = int(top_k)
+        self.min_p = float(min_p or 0.0)
+        self.logprobs = bool(logprobs)
         self.max_new = int(max_new_tokens)
         self.stop = tuple(stop)
         self.seed = int(seed)
         self.share_prefill = bool(share_prefill)
         self.prefill_tokens = int(prefill_tokens)
         self.device = next(model.parameters()).device
-        eos = eos_token_ids(model, tokenizer)
+        eos = sorted({int(t) for t in eos_ids}) if eos_ids is not None else eos_token_ids(model, tokenizer)
         self.eos = torch.tensor(eos or [-1], device=self.device)
         pad = tokenizer.pad_token_id
         self.pad = int(pad if pad is not None else (eos[0] if eos else 0))
@@ -430,9 +477,11 @@ class _HFEngine:
         rows to every sample, and sample each row's first token."""
         torch = self.torch
         uniq: dict[Any, int] = {}
+        seqs = []
         for r in rows:
-            uniq.setdefault(r[0] if self.share_prefill else r, len(uniq))
-        seqs = [prompt_ids[u if self.share_prefill else u[0]] for u in uniq]
+            if self._seq_key(r) not in uniq:
+                uniq[self._seq_key(r)] = len(uniq)
+                seqs.append(prompt_ids[r[0]])
         L = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), L), self.pad, dtype=torch.long)
         mask = torch.zeros((len(seqs), L), dtype=torch.long)
@@ -444,7 +493,7 @@ class _HFEngine:
         cache = _new_cache()
         logits = self._forward(ids, mask, pos, cache)
         self.stats.prefills += 1
-        sel = torch.tensor([uniq[r[0] if self.share_prefill else r] for r in rows], device=self.device)
+        sel = torch.tensor([uniq[self._seq_key(r)] for r in rows], device=self.device)
         if len(seqs) != len(rows) or not bool((sel == torch.arange(len(rows), device=self.device)).all()):
             for layer in _layers(cache):
                 _set_kv(layer, layer.keys.index_select(0, sel), layer.values.index_select(0, sel))
@@ -457,6 +506,7 @@ class _HFEngine:
             pos=lens - 1,  # _step_tokens advances it: the first sampled token sits at position len(prompt)
             last=torch.full((B,), self.pad, dtype=torch.long, device=self.device),
             out=torch.full((B, self.max_new), self.pad, dtype=torch.long, device=self.device),
+            lp=torch.zeros((B, self.max_new), dtype=torch.float32, device=self.device) if self.logprobs else None,
             n_gen=torch.zeros(B, dtype=torch.long, device=self.device),
             alive=torch.ones(B, dtype=torch.bool, device=self.device),
             keys=torch.tensor(keys, dtype=torch.long, device=self.device),
@@ -470,19 +520,24 @@ class _HFEngine:
         (at least one prompt each), so a long-prompt refill does not allocate activations for all rows at once."""
         chunks: list[list[tuple[int, int]]] = []
         cur: list[tuple[int, int]] = []
-        n_seqs, longest, last = 0, 0, None
+        seen: set[Any] = set()  # the sequences the current chunk prefills
+        longest = 0
         for r in rows:
-            new_seq = not self.share_prefill or r[0] != last
+            new_seq = self._seq_key(r) not in seen
             L = max(longest, len(prompt_ids[r[0]]))
-            if cur and new_seq and (n_seqs + 1) * L > self.prefill_tokens:
+            if cur and new_seq and (len(seen) + 1) * L > self.prefill_tokens:
                 chunks.append(cur)
-                cur, n_seqs, L = [], 0, len(prompt_ids[r[0]])
+                cur, seen, L = [], set(), len(prompt_ids[r[0]])
             cur.append(r)
-            n_seqs += new_seq
-            longest, last = L, r[0]
+            seen.add(self._seq_key(r))
+            longest = L
         if cur:
             chunks.append(cur)
         return chunks
+
+    def _seq_key(self, row: tuple[int, int]) -> Any:
+        """What one prefill sequence serves: a distinct prompt (any prompt index with the same ids), or one row."""
+        return self.pid[row[0]] if self.share_prefill else row
 
     # -- one sampling step -------------------------------------------------------------------------------------
 
@@ -490,11 +545,14 @@ class _HFEngine:
         """Sample the next token of every live row, record it, mark rows that finished (b.alive)."""
         torch = self.torch
         u = row_uniforms(b.keys, b.n_gen) if self.temperature > 0 else None
-        tok = sample_tokens(logits, u, self.temperature, self.top_p)
+        tok = sample_tokens(logits, u, self.temperature, self.top_p, self.top_k, self.min_p)
         alive = b.alive
         tok = torch.where(alive, tok, self.pad)
         idx = b.n_gen.clamp(max=self.max_new - 1).unsqueeze(1)
         b.out.scatter_(1, idx, torch.where(alive, tok, b.out.gather(1, idx).squeeze(1)).unsqueeze(1))
+        if b.lp is not None:
+            lp = token_logprobs(logits, tok, self.temperature)
+            b.lp.scatter_(1, idx, torch.where(alive, lp, b.lp.gather(1, idx).squeeze(1)).unsqueeze(1))
         b.n_gen += alive.long()
         b.last = tok
         b.pos = b.pos + 1
@@ -524,8 +582,8 @@ class _HFEngine:
             _set_kv(layer, layer.keys[:, :, lead:].index_select(0, keep), layer.values[:, :, lead:].index_select(0, keep))
         rows = [b.rows[i] for i in keep.tolist()]
         return _Batch(b.cache, mask, b.pos.index_select(0, keep), b.last.index_select(0, keep),
-                      b.out.index_select(0, keep), b.n_gen.index_select(0, keep), b.alive.index_select(0, keep),
-                      b.keys.index_select(0, keep), rows)
+                      b.out.index_select(0, keep), None if b.lp is None else b.lp.index_select(0, keep),
+                      b.n_gen.index_select(0, keep), b.alive.index_select(0, keep), b.keys.index_select(0, keep), rows)
 
     def _merge(self, a: _Batch, c: _Batch) -> _Batch:
         """Concatenate two batches, left-padding the shorter cache with zeros (masked out)."""
@@ -551,7 +609,7 @@ class _HFEngine:
             a.cache,
             torch.cat([pad(a.mask, L - La, 1), pad(c.mask, L - Lc, 1)], 0),
             torch.cat([a.pos, c.pos]), torch.cat([a.last, c.last]), torch.cat([a.out, c.out]),
-            torch.cat([a.n_gen, c.n_gen]), torch.cat([a.alive, c.alive]), torch.cat([a.keys, c.keys]),
+            None if a.lp is None else torch.cat([a.lp, c.lp]), torch.cat([a.n_gen, c.n_gen]), torch.cat([a.alive, c.alive]), torch.cat([a.keys, c.keys]),
             a.rows + c.rows,
         )
 
@@ -568,6 +626,9 @@ class _HFEngine:
             if name not in uniq_ids:
                 uniq_ids[name] = self._encode(p)
             prompt_ids.append(uniq_ids[name])
+        # prompts with the same ids (also one given as text, one as ids) share their prefill
+        distinct: dict[tuple[int, ...], int] = {}
+        self.pid = [distinct.setdefault(tuple(ids), len(distinct)) for ids in prompt_ids]
         seen: dict[str, int] = {}
         occ = []
         for name in names:
@@ -634,7 +695,8 @@ class _HFEngine:
                 cut = min((i for i in (text.find(s) for s in self.stop) if i >= 0), default=-1)
                 if cut >= 0:
                     text, reason = text[:cut], "stop"
-            results[p][j] = Sample(text=text, n_tokens=k, finish_reason=reason, token_ids=ids)
+            lps = b.lp[r, :k].tolist() if b.lp is not None else None
+            results[p][j] = Sample(text=text, n_tokens=k, finish_reason=reason, token_ids=ids, logprobs=lps)
             stats.completions += 1
             stats.tokens += k
             left[p] -= 1
@@ -702,10 +764,13 @@ def _vllm_model_path(model: Any) -> tuple[str, Any]:
     return str(Path(tmp.name) / "model"), tmp
 
 
-def _generate_vllm(model, tokenizer, prompts, n, temperature, top_p, max_new_tokens, stop, seed, on_prompt_done,
-                   *, dtype: str = "auto", gpu_memory_utilization: float = 0.9, chunk: int = 64):
+def _generate_vllm(model, tokenizer, prompts, n, temperature, top_p, top_k, min_p, max_new_tokens, stop, seed,
+                   on_prompt_done, logprobs, eos_ids, *, dtype: str = "auto", gpu_memory_utilization: float = 0.9,
+                   chunk: int = 64):
     """vLLM with the same prompt ids as the hf backend (`TokensPrompt`s, so vLLM adds no second BOS), prompts
-    submitted in chunks so `on_prompt_done` reports finished prompts as they finish (a killed run keeps them)."""
+    submitted in chunks so `on_prompt_done` reports finished prompts as they finish (a killed run keeps them).
+    Log-probs are vLLM's `processed_logprobs` (after temperature and its filters, as TRL's vLLM path reads them)
+    when this call builds the `vllm.LLM`; a given `vllm.LLM` reports in the mode it was built with."""
     try:
         import vllm
     except ImportError:
@@ -726,9 +791,17 @@ def _generate_vllm(model, tokenizer, prompts, n, temperature, top_p, max_new_tok
     else:
         path, merged = _vllm_model_path(model)
         llm = vllm.LLM(model=path, seed=seed, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
-                       max_model_len=max(len(x) for x in ids) + max_new_tokens)
+                       max_model_len=max(len(x) for x in ids) + max_new_tokens,
+                       **({"logprobs_mode": "processed_logprobs"} if logprobs else {}))
+    extra: dict[str, Any] = {"top_k": top_k} if top_k > 0 else {}
+    if min_p > 0:
+        extra["min_p"] = min_p
+    if eos_ids is not None:
+        extra["stop_token_ids"] = [int(t) for t in eos_ids]
+    if logprobs:
+        extra["logprobs"] = 0  # the sampled token's only
     params = vllm.SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                                 stop=list(stop) or None, seed=seed)
+                                 stop=list(stop) or None, seed=seed, **extra)
     results = []
     try:
         for start in range(0, len(ids), chunk):
@@ -736,7 +809,9 @@ def _generate_vllm(model, tokenizer, prompts, n, temperature, top_p, max_new_tok
             for i, o in enumerate(outs, start=start):
                 samples = [
                     Sample(text=c.text, n_tokens=len(c.token_ids), token_ids=list(c.token_ids),
-                           finish_reason="length" if c.finish_reason == "length" else "stop")
+                           finish_reason="length" if c.finish_reason == "length" else "stop",
+                           logprobs=[d[t].logprob for d, t in zip(c.logprobs, c.token_ids, strict=True)]
+                           if logprobs else None)
                     for c in o.outputs
                 ]
                 results.append(samples)

@@ -1,0 +1,30 @@
+"""What every bench result records about where and when it ran (imported by the bench scripts as `meta`)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+
+
+def machine() -> dict:
+    """Cores, CPU model, load average now, library versions and a UTC timestamp."""
+    import torch
+    import transformers
+    import trl
+
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "torch_threads": torch.get_num_threads(),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__, "trl": trl.__version__},
+        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
