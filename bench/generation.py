@@ -65,14 +65,15 @@ def _count(rows: list[list[int]], eos: set[int]) -> tuple[int, int]:
     return len(rows), tokens
 
 
-def hf_generate(model, tok, prompts, k, max_new, seed) -> tuple[int, int]:
-    """One left-padded `generate` call over `prompts`, k samples each."""
+def hf_generate(model, tok, prompts, k, max_new, seed=None) -> tuple[int, int]:
+    """One left-padded `generate` call over `prompts`, k samples each (torch's RNG seeded first unless None)."""
     import torch
 
     from r1cli.generation import eos_token_ids
 
     eos = eos_token_ids(model, tok)
-    torch.manual_seed(seed)
+    if seed is not None:
+        torch.manual_seed(seed)
     tok.padding_side = "left"
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.inference_mode():
@@ -87,9 +88,12 @@ def batched_generate(model, tok, prompts, k, max_new, seed) -> tuple[int, int]:
 
 
 def per_prompt_generate(model, tok, prompts, k, max_new, seed) -> tuple[int, int]:
+    import torch
+
+    torch.manual_seed(seed)  # once: a seed per call would give every prompt the same random stream
     comps = tokens = 0
     for p in prompts:
-        c, t = hf_generate(model, tok, [p], k, max_new, seed)
+        c, t = hf_generate(model, tok, [p], k, max_new)
         comps, tokens = comps + c, tokens + t
     return comps, tokens
 

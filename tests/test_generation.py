@@ -204,6 +204,70 @@ def test_logprobs_are_the_models_and_repeated_prompts_share_a_prefill(tiny):
     assert greedy[0][0].logprobs == [0.0, 0.0, 0.0]  # greedy: a point mass
 
 
+def random_llama(seed: int = 0):
+    """A random 2-layer Llama (SmolLM2's architecture: no attention bias, 3 query heads per KV head) on tiny's
+    tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    _, tok = random_tiny()
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=96, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=512, rope_theta=1e5,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, initializer_range=0.3)
+    return LlamaForCausalLM(cfg).eval(), tok
+
+
+def _lora(model):
+    """`model` behind a PEFT LoRA adapter whose update is not zero (B initialised randomly)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"]))
+    torch.manual_seed(1)
+    for name, p in peft.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.2)
+    return peft.eval()
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "llama", "qwen2+lora"])
+def test_lean_decode_equals_the_models_forward(arch):
+    """The lean decoding step is the model's own forward, op for op: the same tokens and log-probs with and
+    without it (sampled, batch refills and compactions included), also behind a PEFT adapter; other
+    architectures fall back to the model's forward."""
+    from r1cli.generation import _LeanDecode, generate
+
+    model, tok = random_llama() if arch == "llama" else random_tiny()
+    if arch.endswith("+lora"):
+        model = _lora(model)
+    assert _LeanDecode.of(model) is not None
+    from collections import Counter
+
+    prompts = prompts_of(tok, 6) + ["hi"]
+    kw = dict(n=3, temperature=1.0, top_p=0.95, max_new_tokens=16, batch_size=8, seed=5, logprobs=True,
+              progress=False)
+    free = generate(model, tok, prompts, **kw)
+    # frequent tokens as EOS: rows finish at different steps, so the batch is compacted and refilled
+    kw["eos_ids"] = [t for t, _ in Counter(t for r in free for s in r for t in s.token_ids).most_common(2)]
+    lean = generate(model, tok, prompts, **kw)
+    own = generate(model, tok, prompts, lean_decode=False, **kw)
+    assert [[s.token_ids for s in r] for r in lean] == [[s.token_ids for s in r] for r in own]
+    assert [[s.logprobs for s in r] for r in lean] == [[s.logprobs for s in r] for r in own]
+    assert len({s.n_tokens for r in lean for s in r}) > 1
+
+
+def test_lean_decode_declines_other_models():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from r1cli.generation import _LeanDecode
+
+    model, _ = random_tiny()
+    model.config._attn_implementation = "eager"
+    assert _LeanDecode.of(model) is None
+    assert _LeanDecode.of(GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))) is None
+
+
 def _reference_top_p(probs, u, top_p):
     """The textbook sampler: full sort, nucleus, inverse CDF."""
     import torch

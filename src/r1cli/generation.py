@@ -103,6 +103,7 @@ def generate(
     prefill_tokens: int = 16384,
     logprobs: bool = False,
     eos_ids: Sequence[int] | None = None,
+    lean_decode: bool = True,
     vllm_options: dict[str, Any] | None = None,
 ) -> list[list[Sample]]:
     """Sample `n` completions for each prompt: token ids, or rendered text (encoded by `r1cli.prompts.encode_prompt`).
@@ -112,7 +113,9 @@ def generate(
     `batch_size` = rows decoded at once (None: as many as memory allows). `share_prefill` prefills identical
     prompts once for all their samples; `prefill_tokens` caps the padded prompt tokens of one prefill forward.
     `top_k` (0 = off) and `min_p` (0 = off) filter as transformers' warpers do. `logprobs` fills
-    `Sample.logprobs`. `eos_ids` replaces the EOS ids read from the tokenizer and generation config. `model` is a loaded
+    `Sample.logprobs`. `eos_ids` replaces the EOS ids read from the tokenizer and generation config. `lean_decode`
+    runs decoding steps of Llama/Qwen2-architecture models through `_LeanDecode` (False: the model's own forward
+    for every step). `model` is a loaded
     HF model for the `hf` backend (put in eval mode for the call, then restored); for `vllm` a model path/hub id,
     a PEFT adapter folder (merged first) or a `vllm.LLM`, with `vllm_options` {dtype, gpu_memory_utilization}.
     """
@@ -140,7 +143,7 @@ def generate(
         return []
     engine = _HFEngine(model, tokenizer, temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
                        max_new_tokens=max_new_tokens, stop=stop, seed=seed, share_prefill=share_prefill,
-                       prefill_tokens=prefill_tokens, logprobs=logprobs, eos_ids=eos_ids)
+                       prefill_tokens=prefill_tokens, logprobs=logprobs, eos_ids=eos_ids, lean_decode=lean_decode)
     was_training = bool(getattr(model, "training", False))
     model.eval()
     try:
@@ -421,9 +424,95 @@ def _layers(cache: Any) -> list[Any]:
     return layers
 
 
+class _LeanDecode:
+    """One decoding step (one new token per row) of a Llama- or Qwen2-architecture model, written out.
+
+    The same tensor operations as transformers' forward for these architectures (RMSNorm in float32, RoPE from the
+    model's own rotary module, SDPA with GQA query packing under a padding mask), minus its per-call machinery
+    (output capturing, mask building, kwargs plumbing, hub-kernel hooks): far fewer Python calls per token, which is
+    what a decoding step of a small model costs on CPU. Linear layers are called as modules, so PEFT adapters and
+    4-bit layers work unchanged. Prefill still runs the model's own forward. `of(model)` returns None for any other
+    architecture or setting (sliding-window layers, non-SDPA attention, non-RMSNorm norms), and the engine then
+    uses the model's forward for every step.
+    """
+
+    ARCHS = ("LlamaForCausalLM", "Qwen2ForCausalLM")
+
+    def __init__(self, lm: Any, layers: list[tuple]):
+        self.lm, self.layers = lm, layers
+
+    @classmethod
+    def of(cls, model: Any) -> _LeanDecode | None:
+        lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+        if type(lm).__name__ not in cls.ARCHS:
+            return None
+        cfg = lm.config
+        if getattr(cfg, "_attn_implementation", None) != "sdpa" or any(
+                t != "full_attention" for t in (getattr(cfg, "layer_types", None) or ())):
+            return None
+        layers = []
+        for layer in lm.model.layers:
+            at, mlp = layer.self_attn, layer.mlp
+            norms = (layer.input_layernorm, layer.post_attention_layernorm)
+            if not all(hasattr(n, "variance_epsilon") and "RMSNorm" in type(n).__name__ for n in norms):
+                return None
+            if getattr(at, "sliding_window", None) is not None:
+                return None
+            layers.append((norms[0], at.q_proj, at.k_proj, at.v_proj, at.o_proj, at.head_dim, at.num_key_value_groups,
+                           at.scaling, norms[1], mlp.gate_proj, mlp.up_proj, mlp.down_proj, mlp.act_fn))
+        if "RMSNorm" not in type(lm.model.norm).__name__:
+            return None
+        return cls(lm, layers)
+
+    @staticmethod
+    def _rms(x: Any, norm: Any) -> Any:
+        import torch
+
+        h = x.to(torch.float32)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
+        return norm.weight * h.to(x.dtype)
+
+    @staticmethod
+    def _rotate_half(x: Any) -> Any:
+        import torch
+
+        d = x.shape[-1] // 2
+        return torch.cat((-x[..., d:], x[..., :d]), dim=-1)
+
+    def __call__(self, ids: Any, mask: Any, pos: Any, cache: Any) -> Any:
+        """ids, pos: [B, 1]; mask: [B, L] (1 = attend, the new token included); cache: L - 1 columns before the call,
+        L after -> logits [B, V] of the new token."""
+        import torch.nn.functional as F
+
+        base, rms, rot = self.lm.model, self._rms, self._rotate_half
+        B = ids.shape[0]
+        x = base.embed_tokens(ids)
+        cos, sin = base.rotary_emb(x, pos)
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        # as transformers: no mask when no column is padding (SDPA's GQA path), else [B, 1, 1, L] shared by all heads
+        attend = None if bool(mask.all()) else mask.bool()[:, None, None, :]
+        for i, (n1, q_proj, k_proj, v_proj, o_proj, D, rep, scale, n2, gate, up, down, act) in enumerate(self.layers):
+            h = rms(x, n1)
+            q = q_proj(h).view(B, 1, -1, D).transpose(1, 2)
+            k = k_proj(h).view(B, 1, -1, D).transpose(1, 2)
+            v = v_proj(h).view(B, 1, -1, D).transpose(1, 2)
+            q = q * cos + rot(q) * sin
+            k = k * cos + rot(k) * sin
+            k, v = cache.layers[i].update(k, v)
+            if rep > 1 and attend is None and D <= 256:
+                o = F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=True)
+            else:  # one query token: the rep query heads of a KV head attend as rep rows of it (no repeat_kv copy)
+                o = F.scaled_dot_product_attention(q.reshape(B, -1, rep, D) if rep > 1 else q, k, v,
+                                                   attn_mask=attend, scale=scale)
+            x = x + o_proj(o.reshape(B, -1, 1, D).transpose(1, 2).reshape(B, 1, -1))
+            h = rms(x, n2)
+            x = x + down(act(gate(h)) * up(h))
+        return self.lm.lm_head(rms(x, base.norm))[:, -1]
+
+
 class _HFEngine:
     def __init__(self, model, tokenizer, *, temperature, top_p, max_new_tokens, stop, seed, top_k=0, min_p=0.0,
-                 share_prefill=True, prefill_tokens=16384, logprobs=False, eos_ids=None):
+                 share_prefill=True, prefill_tokens=16384, logprobs=False, eos_ids=None, lean_decode=True):
         import torch
 
         self.torch = torch
@@ -446,6 +535,7 @@ class _HFEngine:
         self.pad = int(pad if pad is not None else (eos[0] if eos else 0))
         self.cache_kw = _cache_kwarg(model)
         self.keep_kw = _accepts(model, "logits_to_keep")
+        self.lean = _LeanDecode.of(model) if lean_decode else None
         self.stop_window = max((len(s.encode()) for s in self.stop), default=0) + 2
         cands = _stop_candidate_ids(tokenizer, self.stop) if self.stop else []
         self.stop_all = cands is None
@@ -666,7 +756,8 @@ class _HFEngine:
                 if live == 0:
                     break
                 b.mask = torch.cat([b.mask, b.mask.new_ones((len(b), 1))], 1)
-                logits = self._forward(b.last.unsqueeze(1), b.mask, b.pos.unsqueeze(1), b.cache)
+                step = self.lean or self._forward
+                logits = step(b.last.unsqueeze(1), b.mask, b.pos.unsqueeze(1), b.cache)
                 stats.steps += 1
                 self._step_tokens(b, logits)
                 self._finish(b, results, left, on_prompt_done, stats, bar)
