@@ -7,11 +7,12 @@ each sampled k times at the protocol's temperature 0.6 / top-p 0.95, up to `--ma
   do_sample=True, top_k=0)` call over all prompts: prompts x k rows, the engine's rows;
 - `per_prompt_generate` (`--loop`, a second row): one `model.generate` call per prompt, as a naive eval loop does;
 - `engine`: one `r1cli.generation.generate(..., n=k)` call for all prompts.
-Both stop a row at the same EOS ids. Tokens count what the model generated up to and including EOS (a batched
-`generate` keeps decoding finished rows as padding; those steps are not counted). The two draw different samples
-(different random streams), so the ratio is of new tokens per second. Each path runs `--repeat` times, alternating
-which goes first, and the fastest run of each is kept (the least disturbed by other load on a shared machine); all
-run times and the load average are in the JSON. Prints ONE JSON line on stdout (`--out FILE` writes it there too).
+Both stop a row at the same EOS ids; `--dtype bfloat16` loads the weights in bfloat16 for both. Tokens count what
+the model generated up to and including EOS (a batched `generate` keeps decoding finished rows as padding; those
+steps are not counted). The two draw different samples (different random streams), so the ratio is of new tokens
+per second. Each path runs `--repeat` times, alternating which goes first, and the fastest run of each is kept (the
+least disturbed by other load on a shared machine); all run times (wall and process CPU seconds) and the load
+average are in the JSON. Prints ONE JSON line on stdout (`--out FILE` writes it there too).
 
     .venv/bin/python bench/generation.py [--model tiny,smollm2] [--prompts 32] [--k 4] [--max-new-tokens 128]
 """
@@ -31,7 +32,8 @@ import meta  # noqa: E402
 TEMPERATURE, TOP_P = 0.6, 0.95
 
 
-def load(name: str):
+def load(name: str, dtype: str = "float32"):
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if name in ("tiny", "tiny-test"):
@@ -47,7 +49,7 @@ def load(name: str):
     tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).eval()
     return model, tok, str(path)
 
 
@@ -106,8 +108,9 @@ def engine(model, tok, prompts, k, max_new, seed) -> tuple[int, int]:
     return sum(len(r) for r in out), sum(s.n_tokens for r in out for s in r)
 
 
-def bench_model(name: str, k: int, n_prompts: int, max_new: int, seed: int, repeat: int, loop: bool) -> dict:
-    model, tok, path = load(name)
+def bench_model(name: str, k: int, n_prompts: int, max_new: int, seed: int, repeat: int, loop: bool,
+                dtype: str) -> dict:
+    model, tok, path = load(name, dtype)
     prompts = prompts_for(tok, n_prompts)
     paths = {"batched_generate": batched_generate, "engine": engine}
     if loop:
@@ -119,11 +122,12 @@ def bench_model(name: str, k: int, n_prompts: int, max_new: int, seed: int, repe
     for r in range(repeat):
         for label in labels if r % 2 == 0 else labels[::-1]:
             load0 = os.getloadavg()[0]
-            t0 = time.perf_counter()
+            cpu0, t0 = time.process_time(), time.perf_counter()
             c, t = paths[label](model, tok, prompts, k, max_new, seed)
             dt = time.perf_counter() - t0
             runs[label].append({"completions": c, "tokens": t, "seconds": round(dt, 3),
-                                "tokens_per_s": round(t / dt, 1), "load_avg_1m": round(load0, 2)})
+                                "tokens_per_s": round(t / dt, 1), "cpu_s": round(time.process_time() - cpu0, 3),
+                                "load_avg_1m": round(load0, 2)})
     res = {"model": name, "path": path, "params": sum(p.numel() for p in model.parameters()),
            "dtype": str(next(model.parameters()).dtype).removeprefix("torch."), "prompts": len(prompts), "k": k,
            "rows": len(prompts) * k, "max_new_tokens": max_new, "temperature": TEMPERATURE, "top_p": TOP_P}
@@ -149,6 +153,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs of each path (the fastest is kept)")
     ap.add_argument("--loop", action="store_true", help="also time one generate call per prompt (a second row)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="weights (both paths)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     a = ap.parse_args()
@@ -160,7 +165,8 @@ def main() -> None:
     out = {"bench": "generation", "command": " ".join(["python", *sys.argv]), "machine": meta.machine(),
            "results": []}
     for name in a.model.split(","):
-        out["results"].append(bench_model(name, a.k, a.prompts, a.max_new_tokens, a.seed, a.repeat, a.loop))
+        out["results"].append(bench_model(name, a.k, a.prompts, a.max_new_tokens, a.seed, a.repeat, a.loop,
+                                          a.dtype))
     out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     line = json.dumps(out)
     print(line)

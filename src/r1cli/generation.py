@@ -1,38 +1,49 @@
-"""Sampling engine shared by `r1 eval`, `r1 reject-sample`, `r1 distill` and RL rollouts.
+"""The one sampling engine: `r1 eval`, `r1 reject-sample`, `r1 distill`'s teacher, the judge, RL rollouts
+(`R1GRPOTrainer._generate_single_turn`) and the tiny base's report all sample through `generate`.
 
-`generate(model, tokenizer, prompts, n=k, ...)` returns, for every prompt, `n` `Sample`s (text, token count,
-finish reason). The `hf` backend is a hand-written KV-cached decoding loop over one `transformers` model
-(full weights, PEFT adapter or 4-bit: whatever `r1cli.models.load_model` returns), built for throughput:
+`generate(model, tokenizer, prompts, n=k, ...)` takes prompts as token ids (or rendered text, encoded by
+`r1cli.prompts.encode_prompt`) and returns, for every prompt, `n` `Sample`s: token ids, text, token count, finish
+reason and, with `logprobs=True`, the log-probability of each sampled token under log_softmax(logits / T) (the
+unfiltered, temperature-scaled distribution: the quantity the GRPO trainer scores, so a trainer can reuse it as
+π_old or compare it with its own forward). The `hf` backend is a hand-written KV-cached decoding loop over one
+`transformers` model (full weights, PEFT adapter or 4-bit: whatever `r1cli.models.load_model` returns), built for
+throughput:
 
 - **Continuous batching.** All `len(prompts) * n` rows are queued prompt-major; up to `batch_size` rows decode
   together. A finished row stops costing work: when a quarter of the slots are free (or every row finished), the
   batch is compacted (finished rows dropped from the KV cache) and refilled with queued rows, whose prompts are
   prefilled separately and merged in. Without refills the batch is still compacted once half of it is done.
 - **Left padding, trimmed.** Rows of different lengths share one cache, left-padded; after each compaction the
-  columns that are padding in every row are cut, so the cache never grows beyond the longest live row.
-- **Prefill sharing.** The k samples of a prompt are prefilled once and their cache rows copied (measured: 3-6%
-  on short prompts, more on long ones).
-- **Sampling.** Temperature, then top-p (nucleus: keep the smallest prefix of the sorted distribution whose mass
-  reaches `top_p`), then inverse-CDF sampling with one uniform per row and step drawn from a counter-based hash
-  of (seed, prompt text, occurrence, sample index, step). A sample therefore depends on the seed and its prompt,
-  not on batch size, on the other prompts or on the order of finishing — a resumed eval regenerates nothing
-  differently (up to float rounding of batched matmuls). `temperature=0` is greedy.
-- **Stops.** EOS ids of the tokenizer and of the model's generation config end a row (the EOS is not part of
-  the text, but counts in `n_tokens`); stop strings end it too (the text is cut before the stop string, as in
-  vLLM); otherwise it ends at `max_new_tokens` (`finish_reason="length"`). Stop strings are checked only on rows
-  whose new token can end one (its text contains a stop string's last character), so they cost no per-step
-  Python work on the other rows.
+  columns that are padding in every row are cut, so the cache never grows beyond the longest live row. The cache
+  appends in place into a buffer with spare room (transformers' `DynamicCache` copies the whole cache per token).
+- **Prefill sharing.** Identical prompts (the k samples of a prompt, and a prompt repeated in the list, as GRPO
+  repeats each prompt G times) are prefilled once and their cache rows copied.
+- **Lean decoding step.** For Llama- and Qwen2-architecture models (the tiny base, SmolLM2, Qwen2.5, the R1
+  distills) a decoding step runs `_LeanDecode`: the model's own operations in the same order (bit-identical
+  logits), without transformers' per-call machinery. Other models use their own forward.
+- **Sampling.** Temperature, then the filters of transformers' logits warpers in their order (top-k, top-p,
+  min-p; each keeps a prefix of the sorted distribution), then inverse-CDF sampling with one uniform per row and
+  step drawn from a counter-based hash of (seed, prompt, occurrence, sample index, step). A sample therefore
+  depends on the seed and its prompt, not on batch size, on the other prompts or on the order of finishing — a
+  resumed eval regenerates nothing differently (up to float rounding of batched matmuls). `temperature=0` is
+  greedy. The sort is partial (the top 32 candidates) except for rows whose kept prefix may reach past them.
+- **Stops.** EOS ids (the tokenizer's and the generation config's, or `eos_ids`) end a row (the EOS is the last
+  token id and counts in `n_tokens`, but is not part of the text); stop strings end it too (the text is cut
+  before the stop string, as in vLLM); otherwise it ends at `max_new_tokens` (`finish_reason="length"`). Stop
+  strings are checked only on rows whose new token can end one (its text contains a stop string's last
+  character), so they cost no per-step Python work on the other rows.
 
-Measured on CPU (2 cores) with the tiny model: decoding is bound by per-step Python/dispatch overhead, so
-steps cost nearly the same for 8 or 128 rows; batch shape matters most. `batch_size=None` picks as many rows as
-the KV cache allows in a memory budget (a quarter of free RAM, capped at 512 rows on CPU; half the free GPU
-memory on CUDA).
+`batch_size=None` picks as many rows as the KV cache allows in a memory budget (a quarter of free RAM, capped at
+512 rows on CPU; half the free GPU memory on CUDA).
 
-The `vllm` backend (optional extra, GPU only) hands the same request to `vllm.LLM.generate`; asking for it
-without vllm or without a GPU raises a `StageError` that says so.
+The `vllm` backend (optional extra, GPU only) hands the same request (token ids, n, temperature, top-k/p, min-p,
+stops, log-probs) to `vllm.LLM.generate`; asking for it without vllm or without a GPU raises a `StageError` that
+says so.
 
-Departures from HF `generate`: no repetition penalty, beams or logits processors (R1's protocol needs none);
-EOS excluded from the text; seeded per sample rather than per batch.
+Departures from HF `generate`: no repetition penalty, beams or other logits processors (R1's protocol needs none);
+finished rows leave the batch instead of decoding padding; EOS excluded from the text; seeded per sample rather
+than per batch (a different random stream, the same distribution); top-k breaks ties at the k-th value by index
+where transformers keeps them all; log-probs of the sampled tokens come with them.
 """
 
 from __future__ import annotations
