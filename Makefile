@@ -18,10 +18,10 @@ SFT_EPOCHS ?= 3
 
 .PHONY: install test reliability quality demo base data eval-base coldstart eval-coldstart rl eval-rl reject-sample sft eval-sft \
 	reward-model align eval-align distill eval-distill table rl-zero finding-r1zero finding-coldstart \
-	finding-distill finding-language findings gpu-check clean help
+	finding-distill finding-language findings bench gpu-check clean help
 
 help:
-	@echo "make install | test | quality | demo [RUN=runs/demo] | <stage> | eval-<stage> | table | finding-<name> | clean"
+	@echo "make install | test | quality | demo [RUN=runs/demo] | <stage> | eval-<stage> | table | finding-<name> | bench | clean"
 
 install: $(VENV)/.installed
 
@@ -158,6 +158,21 @@ finding-language: install
 	$(BIN)/python bench/finding_language.py $(LANG_RUN)
 
 findings: rl-zero finding-r1zero finding-coldstart finding-distill finding-language
+
+# ---- benchmarks: one JSON file per bench in bench/results/ (model, cores, load average, torch/transformers/trl
+# versions, timestamp, the command); README's performance table is copied from them. Sized for < 15 minutes on 2
+# idle cores; each bench measures its peer in the same run, so the ratios hold on a loaded machine too.
+BENCH_MODELS ?= tiny,smollm2
+BENCH_PROMPTS ?= 32
+BENCH_REPEAT ?= 1
+GRPO_STEPS ?= 6
+BENCH_PY := OMP_WAIT_POLICY=PASSIVE $(BIN)/python
+bench: install
+	$(BENCH_PY) bench/generation.py --model $(BENCH_MODELS) --prompts $(BENCH_PROMPTS) --k 4 --max-new-tokens 128 \
+	  --repeat $(BENCH_REPEAT) --out bench/results/generation.json
+	$(BENCH_PY) bench/rewards.py --out bench/results/rewards.json
+	$(BENCH_PY) bench/meta.py bench/results/grpo_step.json -- $(BIN)/python bench/grpo_step.py --model tiny \
+	  --steps $(GRPO_STEPS) --warmup 1
 
 gpu-check:
 	bash bench/gpu_check.sh

@@ -1,14 +1,20 @@
-"""Generation throughput: r1cli's engine vs a plain `model.generate` loop, k samples per prompt, same run.
+"""Generation throughput: r1cli's engine vs ONE batched `model.generate` call over the same rows, same run.
 
-For each model (the tiny base, SmolLM2-135M-Instruct), the same prompts (held-out `arith` problems in the model's
-chat template) are sampled k times each at the protocol's temperature 0.6 / top-p 0.95:
-- `plain`: one `model.generate(num_return_sequences=k, do_sample=True)` call per prompt, as a simple eval loop
-  would do;
+For each model (`tiny`: the embedded tiny base; `smollm2`: SmolLM2-135M-Instruct, `r1 base --preset
+smollm2-135m`; or a model folder), the same prompts (held-out `arith` problems in the model's chat template) are
+each sampled k times at the protocol's temperature 0.6 / top-p 0.95, up to `--max-new-tokens`:
+- `batched_generate` (the headline peer): one left-padded `model.generate(num_return_sequences=k,
+  do_sample=True, top_k=0)` call over all prompts: prompts x k rows, the engine's rows;
+- `per_prompt_generate` (`--loop`, a second row): one `model.generate` call per prompt, as a naive eval loop does;
 - `engine`: one `r1cli.generation.generate(..., n=k)` call for all prompts.
-Tokens count what the model generated up to and including EOS. Prints ONE JSON line with completions/s, tokens/s
-and the engine/plain ratios per model. Usage:
+Both stop a row at the same EOS ids; `--dtype bfloat16` loads the weights in bfloat16 for both. Tokens count what
+the model generated up to and including EOS (a batched `generate` keeps decoding finished rows as padding; those
+steps are not counted). The two draw different samples (different random streams), so the ratio is of new tokens
+per second. Each path runs `--repeat` times, alternating which goes first, and the fastest run of each is kept (the
+least disturbed by other load on a shared machine); all run times (wall and process CPU seconds) and the load
+average are in the JSON. Prints ONE JSON line on stdout (`--out FILE` writes it there too).
 
-    .venv/bin/python bench/generation.py [--models tiny,smollm2] [--k 8] [--prompts 32] [--threads N]
+    .venv/bin/python bench/generation.py [--model tiny,smollm2] [--prompts 32] [--k 4] [--max-new-tokens 128]
 """
 
 from __future__ import annotations
@@ -18,19 +24,22 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import meta  # noqa: E402
+
+TEMPERATURE, TOP_P = 0.6, 0.95
 
 
-def load(name: str):
+def load(name: str, dtype: str = "float32"):
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if name == "tiny":
+    if name in ("tiny", "tiny-test"):
         from r1cli.tinybase import ensure_base
 
-        path = ensure_base("tiny", seed=0)
-    elif name == "tiny-test":
-        from r1cli.tinybase import ensure_base
-
-        path = ensure_base("tiny-test", seed=0)
+        path = ensure_base(name, seed=0)
     elif name == "smollm2":
         from r1cli.smollm2 import ensure_smollm2
 
@@ -40,8 +49,7 @@ def load(name: str):
     tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    tok.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).eval()
     return model, tok, str(path)
 
 
@@ -53,87 +61,118 @@ def prompts_for(tok, n: int) -> list[str]:
     return [build_prompt(r["prompt"], "chat", tok, instruction=None) for r in rows]
 
 
-def plain_loop(model, tok, prompts, k, max_new, temperature, top_p, seed):
+def _count(rows: list[list[int]], eos: set[int]) -> tuple[int, int]:
+    """(completions, tokens up to and including the first EOS) of generated rows."""
+    tokens = sum(next((i + 1 for i, t in enumerate(r) if t in eos), len(r)) for r in rows)
+    return len(rows), tokens
+
+
+def hf_generate(model, tok, prompts, k, max_new, seed=None) -> tuple[int, int]:
+    """One left-padded `generate` call over `prompts`, k samples each (torch's RNG seeded first unless None)."""
     import torch
 
     from r1cli.generation import eos_token_ids
 
-    eos = set(eos_token_ids(model, tok))
-    torch.manual_seed(seed)
-    tokens = comps = 0
-    t0 = time.perf_counter()
+    eos = eos_token_ids(model, tok)
+    if seed is not None:
+        torch.manual_seed(seed)
+    tok.padding_side = "left"
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.inference_mode():
-        for p in prompts:
-            enc = tok(p, return_tensors="pt", add_special_tokens=False)
-            out = model.generate(**enc, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
-                                 num_return_sequences=k, max_new_tokens=max_new, pad_token_id=tok.pad_token_id)
-            for row in out[:, enc.input_ids.shape[1]:].tolist():
-                n = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
-                tokens += n
-                comps += 1
-    return comps, tokens, time.perf_counter() - t0
+        out = model.generate(**enc, do_sample=True, temperature=TEMPERATURE, top_p=TOP_P, top_k=0,
+                             num_return_sequences=k, max_new_tokens=max_new, eos_token_id=eos,
+                             pad_token_id=tok.pad_token_id)
+    return _count(out[:, enc.input_ids.shape[1]:].tolist(), set(eos))
 
 
-def engine(model, tok, prompts, k, max_new, temperature, top_p, seed):
+def batched_generate(model, tok, prompts, k, max_new, seed) -> tuple[int, int]:
+    return hf_generate(model, tok, prompts, k, max_new, seed)
+
+
+def per_prompt_generate(model, tok, prompts, k, max_new, seed) -> tuple[int, int]:
+    import torch
+
+    torch.manual_seed(seed)  # once: a seed per call would give every prompt the same random stream
+    comps = tokens = 0
+    for p in prompts:
+        c, t = hf_generate(model, tok, [p], k, max_new)
+        comps, tokens = comps + c, tokens + t
+    return comps, tokens
+
+
+def engine(model, tok, prompts, k, max_new, seed) -> tuple[int, int]:
     from r1cli.generation import generate
 
-    t0 = time.perf_counter()
-    out = generate(model, tok, prompts, n=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new,
+    out = generate(model, tok, prompts, n=k, temperature=TEMPERATURE, top_p=TOP_P, max_new_tokens=max_new,
                    seed=seed, progress=False)
-    dt = time.perf_counter() - t0
-    return sum(len(r) for r in out), sum(s.n_tokens for r in out for s in r), dt
+    return sum(len(r) for r in out), sum(s.n_tokens for r in out for s in r)
 
 
-def bench_model(name: str, k: int, n_prompts: int, max_new: int, seed: int) -> dict:
-    model, tok, path = load(name)
+def bench_model(name: str, k: int, n_prompts: int, max_new: int, seed: int, repeat: int, loop: bool,
+                dtype: str) -> dict:
+    model, tok, path = load(name, dtype)
     prompts = prompts_for(tok, n_prompts)
-    kw = dict(k=k, max_new=max_new, temperature=0.6, top_p=0.95, seed=seed)
-    # warm up both paths (first-call allocations, lazy imports)
-    plain_loop(model, tok, prompts[:1], **{**kw, "max_new": 4})
-    engine(model, tok, prompts[:2], **{**kw, "max_new": 4})
+    paths = {"batched_generate": batched_generate, "engine": engine}
+    if loop:
+        paths["per_prompt_generate"] = per_prompt_generate
+    for fn in paths.values():  # warm-up: first-call allocations, lazy imports
+        fn(model, tok, prompts[:2], k, 4, seed)
+    runs: dict[str, list[dict]] = {label: [] for label in paths}
+    labels = list(paths)
+    for r in range(repeat):
+        for label in labels if r % 2 == 0 else labels[::-1]:
+            load0 = os.getloadavg()[0]
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            c, t = paths[label](model, tok, prompts, k, max_new, seed)
+            dt = time.perf_counter() - t0
+            runs[label].append({"completions": c, "tokens": t, "seconds": round(dt, 3),
+                                "tokens_per_s": round(t / dt, 1), "cpu_s": round(time.process_time() - cpu0, 3),
+                                "load_avg_1m": round(load0, 2)})
     res = {"model": name, "path": path, "params": sum(p.numel() for p in model.parameters()),
-           "prompts": len(prompts), "k": k, "max_new_tokens": max_new}
-    for label, fn in (("plain", plain_loop), ("engine", engine)):
-        c, t, dt = fn(model, tok, prompts, **kw)
-        res[label] = {"completions": c, "tokens": t, "seconds": round(dt, 3),
-                      "completions_per_s": round(c / dt, 2), "tokens_per_s": round(t / dt, 1),
-                      "mean_tokens": round(t / c, 1)}
-    res["speedup_completions"] = round(res["engine"]["completions_per_s"] / res["plain"]["completions_per_s"], 2)
-    res["speedup_tokens"] = round(res["engine"]["tokens_per_s"] / res["plain"]["tokens_per_s"], 2)
-    print(f"{name}: engine {res['engine']['tokens_per_s']} tok/s vs plain {res['plain']['tokens_per_s']} tok/s "
-          f"({res['speedup_tokens']}x)", file=sys.stderr)
+           "dtype": str(next(model.parameters()).dtype).removeprefix("torch."), "prompts": len(prompts), "k": k,
+           "rows": len(prompts) * k, "max_new_tokens": max_new, "temperature": TEMPERATURE, "top_p": TOP_P}
+    for label, rs in runs.items():
+        best = max(rs, key=lambda x: x["tokens_per_s"])
+        res[label] = {**best, "mean_tokens": round(best["tokens"] / best["completions"], 1), "runs": rs}
+    peer = res["batched_generate"]["tokens_per_s"]
+    res["speedup_vs_batched_generate"] = round(res["engine"]["tokens_per_s"] / peer, 2)
+    if loop:
+        res["speedup_vs_per_prompt_generate"] = round(
+            res["engine"]["tokens_per_s"] / res["per_prompt_generate"]["tokens_per_s"], 2)
+    print(f"{name}: engine {res['engine']['tokens_per_s']} tok/s vs one batched generate {peer} tok/s "
+          f"({res['speedup_vs_batched_generate']}x)", file=sys.stderr)
     return res
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="tiny,smollm2", help="comma-separated: tiny, tiny-test, smollm2 or a path")
-    ap.add_argument("--k", type=int, default=8)
-    ap.add_argument("--prompts", default="tiny=32,tiny-test=32,smollm2=4",
-                    help="prompts per model (name=N, comma-separated) or one number for all")
-    ap.add_argument("--max-new-tokens", default="tiny=160,tiny-test=160,smollm2=64")
+    ap.add_argument("--model", default="tiny,smollm2", help="comma-separated: tiny, smollm2, tiny-test or a folder")
+    ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--k", type=int, default=4)
+    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each path (the fastest is kept)")
+    ap.add_argument("--loop", action="store_true", help="also time one generate call per prompt (a second row)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="weights (both paths)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     a = ap.parse_args()
     import torch
 
     if a.threads:
         torch.set_num_threads(a.threads)
     os.environ.setdefault("R1CLI_QUIET", "1")
-
-    def per(spec: str, name: str, default: int) -> int:
-        if "=" not in spec:
-            return int(spec)
-        d = dict(item.split("=") for item in spec.split(","))
-        return int(d.get(name, default))
-
-    out = {"bench": "generation", "threads": torch.get_num_threads(), "load_avg_1m": os.getloadavg()[0],
+    out = {"bench": "generation", "command": " ".join(["python", *sys.argv]), "machine": meta.machine(),
            "results": []}
-    for name in a.models.split(","):
-        out["results"].append(bench_model(name, a.k, per(a.prompts, name, 16), per(a.max_new_tokens, name, 128),
-                                          a.seed))
-    out["load_avg_1m_end"] = os.getloadavg()[0]
-    print(json.dumps(out))
+    for name in a.model.split(","):
+        out["results"].append(bench_model(name, a.k, a.prompts, a.max_new_tokens, a.seed, a.repeat, a.loop,
+                                          a.dtype))
+    out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    line = json.dumps(out)
+    print(line)
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(line + "\n")
 
 
 if __name__ == "__main__":

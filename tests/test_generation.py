@@ -1,4 +1,6 @@
-"""The sampling engine: exactness against HF greedy decoding, per-sample seeding, stops, and the top-p sampler."""
+"""The sampling engine: exactness against HF greedy decoding, per-sample seeding, stops, the sampled tokens'
+log-probs (what RL rollouts hand the GRPO trainer), and the top-k / top-p / min-p sampler against transformers'
+logits warpers."""
 
 from __future__ import annotations
 
@@ -164,6 +166,108 @@ def test_on_prompt_done_called_once_per_prompt(tiny):
     assert all(len(r) == 2 for r in out)
 
 
+def test_logprobs_are_the_models_and_repeated_prompts_share_a_prefill(tiny):
+    """RL's call: prompts as ids, each repeated G times with n=1. Each row's log-probs are log_softmax(logits / T)
+    of a plain full forward at its sampled tokens; rows stop at their EOS (kept as the last token) at different
+    steps; the repeats get different samples, and the same ones as without prefill sharing."""
+    from collections import Counter
+
+    import torch
+
+    import r1cli.generation as gen
+    from r1cli.generation import generate
+
+    model, tok = tiny
+    prompts = [tok(p, add_special_tokens=False).input_ids for p in prompts_of(tok, 3)]
+    rows = [p for p in prompts for _ in range(4)]
+    free = generate(model, tok, rows, temperature=1.0, top_p=1.0, max_new_tokens=10, progress=False)
+    eos = [t for t, _ in Counter(t for r in free for t in r[0].token_ids).most_common(2)]
+    kw = dict(n=1, temperature=0.7, top_p=0.9, top_k=40, min_p=0.01, max_new_tokens=10, seed=3, progress=False,
+              logprobs=True, eos_ids=eos)
+    got = generate(model, tok, rows, **kw)
+    assert gen.LAST_STATS.prefills == 1
+    comps = [r[0].token_ids for r in got]
+    assert min(map(len, comps)) < 10 and len(set(map(len, comps))) > 2  # rows finish at different steps
+    for c in comps:
+        assert not set(c[:-1]) & set(eos) and (len(c) == 10 or c[-1] in eos)  # EOS only as the last token
+    assert all(len({tuple(c) for c in comps[i : i + 4]}) > 1 for i in range(0, 12, 4))  # repeats differ
+    for p, r in zip(rows, got, strict=True):
+        c, lp = r[0].token_ids, r[0].logprobs
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([p + c])).logits[0, len(p) - 1 : -1].float()
+        want = torch.log_softmax(logits / 0.7, -1).gather(-1, torch.tensor(c)[:, None]).squeeze(-1)
+        assert len(lp) == len(c) and torch.allclose(torch.tensor(lp), want, atol=1e-4)
+    alone = generate(model, tok, rows, share_prefill=False, **kw)
+    assert [r[0].token_ids for r in alone] == comps
+    assert all(r[0].logprobs is None for r in generate(model, tok, rows[:2], max_new_tokens=3, progress=False))
+    greedy = generate(model, tok, rows[:1], temperature=0, max_new_tokens=3, logprobs=True, progress=False)
+    assert greedy[0][0].logprobs == [0.0, 0.0, 0.0]  # greedy: a point mass
+
+
+def random_llama(seed: int = 0):
+    """A random 2-layer Llama (SmolLM2's architecture: no attention bias, 3 query heads per KV head) on tiny's
+    tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    _, tok = random_tiny()
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=96, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=512, rope_theta=1e5,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, initializer_range=0.3)
+    return LlamaForCausalLM(cfg).eval(), tok
+
+
+def _lora(model):
+    """`model` behind a PEFT LoRA adapter whose update is not zero (B initialised randomly)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    peft = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"]))
+    torch.manual_seed(1)
+    for name, p in peft.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.2)
+    return peft.eval()
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "llama", "qwen2+lora"])
+def test_lean_decode_equals_the_models_forward(arch):
+    """The lean decoding step is the model's own forward, op for op: the same tokens and log-probs with and
+    without it (sampled, batch refills and compactions included), also behind a PEFT adapter; other
+    architectures fall back to the model's forward."""
+    from r1cli.generation import _LeanDecode, generate
+
+    model, tok = random_llama() if arch == "llama" else random_tiny()
+    if arch.endswith("+lora"):
+        model = _lora(model)
+    assert _LeanDecode.of(model) is not None
+    from collections import Counter
+
+    prompts = prompts_of(tok, 6) + ["hi"]
+    kw = dict(n=3, temperature=1.0, top_p=0.95, max_new_tokens=16, batch_size=8, seed=5, logprobs=True,
+              progress=False)
+    free = generate(model, tok, prompts, **kw)
+    # frequent tokens as EOS: rows finish at different steps, so the batch is compacted and refilled
+    kw["eos_ids"] = [t for t, _ in Counter(t for r in free for s in r for t in s.token_ids).most_common(2)]
+    lean = generate(model, tok, prompts, **kw)
+    own = generate(model, tok, prompts, lean_decode=False, **kw)
+    assert [[s.token_ids for s in r] for r in lean] == [[s.token_ids for s in r] for r in own]
+    assert [[s.logprobs for s in r] for r in lean] == [[s.logprobs for s in r] for r in own]
+    assert len({s.n_tokens for r in lean for s in r}) > 1
+
+
+def test_lean_decode_declines_other_models():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from r1cli.generation import _LeanDecode
+
+    model, _ = random_tiny()
+    model.config._attn_implementation = "eager"
+    assert _LeanDecode.of(model) is None
+    assert _LeanDecode.of(GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))) is None
+
+
 def _reference_top_p(probs, u, top_p):
     """The textbook sampler: full sort, nucleus, inverse CDF."""
     import torch
@@ -216,6 +320,45 @@ def test_sampler_distribution_and_nucleus():
     assert torch.equal(sample_tokens(logits[:3], None, 0.0, 0.9), torch.zeros(3, dtype=torch.long))
 
 
+def _reference_warpers(logits, u, t, top_k, top_p, min_p):
+    """transformers' warpers (top-k, top-p, min-p, in generate's order), then the inverse CDF of the kept
+    distribution sorted by probability."""
+    import torch
+    from transformers.generation.logits_process import MinPLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    scores = logits / t
+    if top_k:
+        scores = TopKLogitsWarper(top_k)(None, scores)
+    if top_p < 1:
+        scores = TopPLogitsWarper(top_p)(None, scores)
+    if min_p:
+        scores = MinPLogitsWarper(min_p)(None, scores)
+    vals, order = torch.softmax(scores, -1).sort(dim=-1, descending=True)
+    cdf = vals.cumsum(-1)
+    idx = torch.searchsorted(cdf, (u.double() * cdf[:, -1].double()).float().unsqueeze(1), right=True)
+    idx = torch.minimum(idx, (vals > 0).sum(-1, keepdim=True) - 1)
+    return order.gather(1, idx).squeeze(1)
+
+
+@pytest.mark.parametrize("top_k,top_p,min_p", [(20, 0.9, 0.3), (0, 0.9, 0.0), (0, 1.0, 0.05), (0, 0.95, 0.02),
+                                                (50, 1.0, 0.0), (5, 1.0, 0.0), (20, 0.7, 0.0), (250, 0.9, 0.0)])
+def test_sampler_filters_match_transformers_warpers(top_k, top_p, min_p):
+    """Rows peaked and flat (flat ones reach past the 32 candidates: the full-sort fallback), three temperatures:
+    the same token as sampling, at the same uniform, from transformers' filtered distribution."""
+    import torch
+
+    from r1cli.generation import sample_tokens
+
+    g = torch.Generator().manual_seed(1)
+    V = 200
+    logits = torch.cat([torch.randn(64, V, generator=g) * 6, torch.randn(64, V, generator=g) * 0.3])
+    u = torch.rand(128, generator=g, dtype=torch.float64)
+    for t in (1.0, 0.6, 1.5):
+        got = sample_tokens(logits, u, t, top_p, top_k, min_p)
+        want = _reference_warpers(logits, u, t, top_k, top_p, min_p)
+        assert torch.equal(got, want), (t, (got != want).sum())
+
+
 def test_vllm_backend_without_vllm_is_a_clear_stage_error(tiny):
     import importlib.util
 
@@ -237,4 +380,8 @@ def test_bad_arguments(tiny):
         generate(model, tok, ["x"], top_p=0.0)
     with pytest.raises(ValueError, match="n must"):
         generate(model, tok, ["x"], n=0)
+    with pytest.raises(ValueError, match="top_k"):
+        generate(model, tok, ["x"], top_k=-1)
+    with pytest.raises(ValueError, match="min_p"):
+        generate(model, tok, ["x"], min_p=1.0)
     assert generate(model, tok, [], progress=False) == []

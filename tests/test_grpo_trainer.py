@@ -1,5 +1,6 @@
-"""R1GRPOTrainer on a tiny random Qwen2: loss = grpo_loss = TRL's on the same tensors, sampler, reference model,
-stored old log-probs, dynamic sampling, and RLConfig loading. One tokenizer and model family for the module."""
+"""R1GRPOTrainer on a tiny random Qwen2: loss = grpo_loss = TRL's on the same tensors, reference model, stored old
+log-probs (the sampling engine's; `tests/test_generation.py` tests the engine itself), dynamic sampling, and
+RLConfig loading. One tokenizer and model family for the module."""
 
 from __future__ import annotations
 
@@ -130,44 +131,7 @@ def _forward_logps(model, batch, temperature=1.0):
     )
 
 
-# ------------------------------------------------------------------ sampler
-
-
-def test_sampler_logprobs_are_the_models_and_rows_stop_at_eos(tok):
-    from r1cli.grpo.sampler import sample
-
-    model = _model(tok).eval()
-    prompts = [tok(f"What is {i}+{i}?").input_ids for i in (1, 22, 7)]
-    rows = [p for p in prompts for _ in range(G)]
-    torch.manual_seed(0)
-    comps, lps = sample(
-        model, rows, max_new_tokens=10, eos_token_ids=[0], pad_token_id=0, temperature=0.7, top_p=0.9
-    )
-    assert len(comps) == len(rows)
-    lengths = [len(c) for c in comps]
-    assert min(lengths) < 10 and len(set(lengths)) > 2  # rows finish at different steps
-    for c in comps:
-        assert 0 not in c[:-1] and (len(c) == 10 or c[-1] == 0)  # EOS only as the last token
-    # the returned log-probs are log_softmax(logits / T) of a plain full forward at the sampled tokens
-    for p, c, lp in zip(rows, comps, lps, strict=True):
-        ids = torch.tensor([p + c])
-        logits = model(input_ids=ids).logits[0, len(p) - 1 : -1].float()
-        want = torch.log_softmax(logits / 0.7, -1).gather(-1, torch.tensor(c)[:, None]).squeeze(-1)
-        assert torch.allclose(torch.tensor(lp), want, atol=1e-4)
-
-
-def test_sampler_filters_match_transformers_warpers():
-    from transformers.generation.logits_process import MinPLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
-
-    from r1cli.grpo.sampler import _filter_logits
-
-    g = torch.Generator().manual_seed(0)
-    scores = torch.randn(5, 50, generator=g)
-    want = TopKLogitsWarper(10)(None, scores.clone())
-    want = TopPLogitsWarper(0.8)(None, want)
-    want = MinPLogitsWarper(0.1)(None, want)
-    got = _filter_logits(scores.clone(), 10, 0.8, 0.1)
-    assert torch.equal(torch.isinf(got), torch.isinf(want))
+# ------------------------------------------------------------------ length buckets
 
 
 def test_plan_buckets_partitions_rows_and_cuts_padding():

@@ -1,38 +1,49 @@
-"""Sampling engine shared by `r1 eval`, `r1 reject-sample`, `r1 distill` and RL rollouts.
+"""The one sampling engine: `r1 eval`, `r1 reject-sample`, `r1 distill`'s teacher, the judge, RL rollouts
+(`R1GRPOTrainer._generate_single_turn`) and the tiny base's report all sample through `generate`.
 
-`generate(model, tokenizer, prompts, n=k, ...)` returns, for every prompt, `n` `Sample`s (text, token count,
-finish reason). The `hf` backend is a hand-written KV-cached decoding loop over one `transformers` model
-(full weights, PEFT adapter or 4-bit: whatever `r1cli.models.load_model` returns), built for throughput:
+`generate(model, tokenizer, prompts, n=k, ...)` takes prompts as token ids (or rendered text, encoded by
+`r1cli.prompts.encode_prompt`) and returns, for every prompt, `n` `Sample`s: token ids, text, token count, finish
+reason and, with `logprobs=True`, the log-probability of each sampled token under log_softmax(logits / T) (the
+unfiltered, temperature-scaled distribution: the quantity the GRPO trainer scores, so a trainer can reuse it as
+π_old or compare it with its own forward). The `hf` backend is a hand-written KV-cached decoding loop over one
+`transformers` model (full weights, PEFT adapter or 4-bit: whatever `r1cli.models.load_model` returns), built for
+throughput:
 
 - **Continuous batching.** All `len(prompts) * n` rows are queued prompt-major; up to `batch_size` rows decode
   together. A finished row stops costing work: when a quarter of the slots are free (or every row finished), the
   batch is compacted (finished rows dropped from the KV cache) and refilled with queued rows, whose prompts are
   prefilled separately and merged in. Without refills the batch is still compacted once half of it is done.
 - **Left padding, trimmed.** Rows of different lengths share one cache, left-padded; after each compaction the
-  columns that are padding in every row are cut, so the cache never grows beyond the longest live row.
-- **Prefill sharing.** The k samples of a prompt are prefilled once and their cache rows copied (measured: 3-6%
-  on short prompts, more on long ones).
-- **Sampling.** Temperature, then top-p (nucleus: keep the smallest prefix of the sorted distribution whose mass
-  reaches `top_p`), then inverse-CDF sampling with one uniform per row and step drawn from a counter-based hash
-  of (seed, prompt text, occurrence, sample index, step). A sample therefore depends on the seed and its prompt,
-  not on batch size, on the other prompts or on the order of finishing — a resumed eval regenerates nothing
-  differently (up to float rounding of batched matmuls). `temperature=0` is greedy.
-- **Stops.** EOS ids of the tokenizer and of the model's generation config end a row (the EOS is not part of
-  the text, but counts in `n_tokens`); stop strings end it too (the text is cut before the stop string, as in
-  vLLM); otherwise it ends at `max_new_tokens` (`finish_reason="length"`). Stop strings are checked only on rows
-  whose new token can end one (its text contains a stop string's last character), so they cost no per-step
-  Python work on the other rows.
+  columns that are padding in every row are cut, so the cache never grows beyond the longest live row. The cache
+  appends in place into a buffer with spare room (transformers' `DynamicCache` copies the whole cache per token).
+- **Prefill sharing.** Identical prompts (the k samples of a prompt, and a prompt repeated in the list, as GRPO
+  repeats each prompt G times) are prefilled once and their cache rows copied.
+- **Lean decoding step.** For Llama- and Qwen2-architecture models (the tiny base, SmolLM2, Qwen2.5, the R1
+  distills) a decoding step runs `_LeanDecode`: the model's own operations in the same order (bit-identical
+  logits), without transformers' per-call machinery. Other models use their own forward.
+- **Sampling.** Temperature, then the filters of transformers' logits warpers in their order (top-k, top-p,
+  min-p; each keeps a prefix of the sorted distribution), then inverse-CDF sampling with one uniform per row and
+  step drawn from a counter-based hash of (seed, prompt, occurrence, sample index, step). A sample therefore
+  depends on the seed and its prompt, not on batch size, on the other prompts or on the order of finishing — a
+  resumed eval regenerates nothing differently (up to float rounding of batched matmuls). `temperature=0` is
+  greedy. The sort is partial (the top 32 candidates) except for rows whose kept prefix may reach past them.
+- **Stops.** EOS ids (the tokenizer's and the generation config's, or `eos_ids`) end a row (the EOS is the last
+  token id and counts in `n_tokens`, but is not part of the text); stop strings end it too (the text is cut
+  before the stop string, as in vLLM); otherwise it ends at `max_new_tokens` (`finish_reason="length"`). Stop
+  strings are checked only on rows whose new token can end one (its text contains a stop string's last
+  character), so they cost no per-step Python work on the other rows.
 
-Measured on CPU (2 cores) with the tiny model: decoding is bound by per-step Python/dispatch overhead, so
-steps cost nearly the same for 8 or 128 rows; batch shape matters most. `batch_size=None` picks as many rows as
-the KV cache allows in a memory budget (a quarter of free RAM, capped at 512 rows on CPU; half the free GPU
-memory on CUDA).
+`batch_size=None` picks as many rows as the KV cache allows in a memory budget (a quarter of free RAM, capped at
+512 rows on CPU; half the free GPU memory on CUDA).
 
-The `vllm` backend (optional extra, GPU only) hands the same request to `vllm.LLM.generate`; asking for it
-without vllm or without a GPU raises a `StageError` that says so.
+The `vllm` backend (optional extra, GPU only) hands the same request (token ids, n, temperature, top-k/p, min-p,
+stops, log-probs) to `vllm.LLM.generate`; asking for it without vllm or without a GPU raises a `StageError` that
+says so.
 
-Departures from HF `generate`: no repetition penalty, beams or logits processors (R1's protocol needs none);
-EOS excluded from the text; seeded per sample rather than per batch.
+Departures from HF `generate`: no repetition penalty, beams or other logits processors (R1's protocol needs none);
+finished rows leave the batch instead of decoding padding; EOS excluded from the text; seeded per sample rather
+than per batch (a different random stream, the same distribution); top-k breaks ties at the k-th value by index
+where transformers keeps them all; log-probs of the sampled tokens come with them.
 """
 
 from __future__ import annotations
@@ -59,6 +70,8 @@ class Sample:
     n_tokens: int = field(metadata={"help": "Tokens the model generated, including a final EOS."})
     finish_reason: FinishReason = field(metadata={"help": "stop: EOS or a stop string; length: max_new_tokens."})
     token_ids: list[int] = field(default_factory=list, repr=False, metadata={"help": "Generated token ids."})
+    logprobs: list[float] | None = field(default=None, repr=False, metadata={
+        "help": "Per generated token (EOS included): log_softmax(logits / T) of the sampled token; with logprobs."})
 
 
 @dataclass
@@ -88,6 +101,8 @@ def generate(
     n: int = 1,
     temperature: float = 0.6,
     top_p: float = 0.95,
+    top_k: int = 0,
+    min_p: float = 0.0,
     max_new_tokens: int = 256,
     stop: Sequence[str] | None = None,
     seed: int = 0,
@@ -97,14 +112,21 @@ def generate(
     on_prompt_done: Callable[[int, list[Sample]], None] | None = None,
     share_prefill: bool = True,
     prefill_tokens: int = 16384,
+    logprobs: bool = False,
+    eos_ids: Sequence[int] | None = None,
+    lean_decode: bool = True,
     vllm_options: dict[str, Any] | None = None,
 ) -> list[list[Sample]]:
     """Sample `n` completions for each prompt: token ids, or rendered text (encoded by `r1cli.prompts.encode_prompt`).
 
     Returns `out[i][j]`: sample j of prompt i. `on_prompt_done(i, samples)` is called as soon as all n samples of
     prompt i are finished (prompts finish roughly in order), e.g. to append them to a resumable log.
-    `batch_size` = rows decoded at once (None: as many as memory allows). `share_prefill` prefills a prompt once
-    for its n samples; `prefill_tokens` caps the padded prompt tokens of one prefill forward. `model` is a loaded
+    `batch_size` = rows decoded at once (None: as many as memory allows). `share_prefill` prefills identical
+    prompts once for all their samples; `prefill_tokens` caps the padded prompt tokens of one prefill forward.
+    `top_k` (0 = off) and `min_p` (0 = off) filter as transformers' warpers do. `logprobs` fills
+    `Sample.logprobs`. `eos_ids` replaces the EOS ids read from the tokenizer and generation config. `lean_decode`
+    runs decoding steps of Llama/Qwen2-architecture models through `_LeanDecode` (False: the model's own forward
+    for every step). `model` is a loaded
     HF model for the `hf` backend (put in eval mode for the call, then restored); for `vllm` a model path/hub id,
     a PEFT adapter folder (merged first) or a `vllm.LLM`, with `vllm_options` {dtype, gpu_memory_utilization}.
     """
@@ -116,18 +138,23 @@ def generate(
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if top_k < 0:
+        raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
+    if not 0 <= min_p < 1:
+        raise ValueError(f"min_p must be in [0, 1) (0 = off), got {min_p}")
     stop = [s for s in (stop or []) if s]
     if backend == "vllm":
         if not prompts:
             return []
-        return _generate_vllm(model, tokenizer, prompts, n, temperature, top_p, max_new_tokens, stop, seed,
-                              on_prompt_done, **(vllm_options or {}))
+        return _generate_vllm(model, tokenizer, prompts, n, temperature, top_p, top_k, min_p, max_new_tokens, stop,
+                              seed, on_prompt_done, logprobs, eos_ids, **(vllm_options or {}))
     if backend != "hf":
         raise ValueError(f"unknown backend {backend!r}: use hf or vllm")
     if not prompts:
         return []
-    engine = _HFEngine(model, tokenizer, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                       stop=stop, seed=seed, share_prefill=share_prefill, prefill_tokens=prefill_tokens)
+    engine = _HFEngine(model, tokenizer, temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
+                       max_new_tokens=max_new_tokens, stop=stop, seed=seed, share_prefill=share_prefill,
+                       prefill_tokens=prefill_tokens, logprobs=logprobs, eos_ids=eos_ids, lean_decode=lean_decode)
     was_training = bool(getattr(model, "training", False))
     model.eval()
     try:
@@ -166,38 +193,68 @@ def row_key(seed: int, prompt: str, occurrence: int, sample: int) -> int:
     return int.from_bytes(h.digest(), "little")
 
 
-def sample_tokens(logits: Any, u: Any, temperature: float, top_p: float, top_k0: int = 32) -> Any:
+def sample_tokens(logits: Any, u: Any, temperature: float, top_p: float = 1.0, top_k: int = 0, min_p: float = 0.0,
+                  top_k0: int = 32) -> Any:
     """Draw one token per row. logits: [B, V]; u: [B] uniforms in [0, 1) -> token ids [B] (int64).
 
-    temperature 0 = argmax. Top-p keeps the sorted tokens whose preceding cumulative mass is < top_p (so at
-    least one); the draw is the inverse CDF of the kept, renormalised mass at u. A full sort of [B, V] is slow on
-    CPU (measured: ~0.8 s for 128 x 49k), so the candidates are the `top_k0` most likely tokens (a partial sort),
-    and only rows whose top_k0 hold less than top_p of the mass fall back to a full sort: the result is exact.
+    temperature 0 = argmax. The filters are transformers' logits warpers, in their order: top-k keeps the k most
+    likely tokens; top-p then keeps the sorted tokens whose preceding cumulative mass (of the top-k set) is <
+    top_p (so at least one); min-p then keeps the tokens with probability >= min_p x the largest. Each keeps a
+    prefix of the sorted distribution, so the draw is the inverse CDF at u of the kept, renormalised prefix. A full
+    sort of [B, V] is slow on CPU, so the candidates are the top_k (or `top_k0`) most likely tokens (a partial
+    sort), and only rows whose kept prefix may reach past the candidates fall back to a full sort: the result is
+    exact (up to ties at the k-th value, which top-k here breaks by index where transformers keeps them all).
     """
     import torch
 
     if temperature == 0:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)
-    if top_p >= 1.0:
+    V = probs.shape[1]
+    top_k = top_k if 0 < top_k < V else 0
+    if top_p >= 1.0 and min_p <= 0.0 and not top_k:
         return _inverse_cdf(probs, None, u)
-    if probs.shape[1] <= top_k0:
+    K = top_k or min(top_k0, V)
+    if K >= V:
         vals, order = probs.sort(dim=-1, descending=True)
-        return _inverse_cdf(_nucleus(vals, top_p), order, u)
-    vals, order = probs.topk(top_k0, dim=-1)
-    tok = _inverse_cdf(_nucleus(vals, top_p), order, u)
-    short = vals.sum(-1) < top_p
+        return _inverse_cdf(_keep(vals, top_p, min_p, None), order, u)
+    vals, order = probs.topk(K, dim=-1)
+    tok = _inverse_cdf(_keep(vals, top_p, min_p, vals.sum(-1, keepdim=True) if top_k else None), order, u)
+    if top_k:
+        return tok
+    # a filter that is off keeps everything; top-p's prefix goes past the candidates when they hold < top_p of the
+    # mass, min-p's when the last candidate is still above its threshold
+    short = vals.sum(-1) < top_p if top_p < 1.0 else torch.ones_like(vals[:, 0], dtype=torch.bool)
+    if min_p > 0.0:
+        short &= vals[:, -1] >= min_p * vals[:, 0]
     if bool(short.any()):
         rows = short.nonzero().flatten()
         v2, o2 = probs.index_select(0, rows).sort(dim=-1, descending=True)
-        tok[rows] = _inverse_cdf(_nucleus(v2, top_p), o2, u.index_select(0, rows))
+        tok[rows] = _inverse_cdf(_keep(v2, top_p, min_p, None), o2, u.index_select(0, rows))
     return tok
 
 
-def _nucleus(sorted_probs: Any, top_p: float) -> Any:
-    """Zero the sorted probabilities outside the nucleus (mass before them >= top_p)."""
-    before = sorted_probs.cumsum(-1) - sorted_probs
-    return sorted_probs.masked_fill(before >= top_p, 0.0)
+def token_logprobs(logits: Any, tokens: Any, temperature: float) -> Any:
+    """log_softmax(logits / T) at `tokens`: the log-probability under the temperature-scaled, *unfiltered*
+    distribution (what the GRPO trainer scores). logits: [B, V]; tokens: [B] -> [B] float32. At temperature 0
+    (greedy: a point mass on the argmax) it is 0."""
+    import torch
+
+    if temperature == 0:
+        return torch.zeros(tokens.shape, dtype=torch.float32, device=tokens.device)
+    lp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    return lp.gather(1, tokens.unsqueeze(1)).squeeze(1)
+
+
+def _keep(sorted_probs: Any, top_p: float, min_p: float, total: Any) -> Any:
+    """Zero the sorted (descending) probabilities outside the top-p nucleus (mass before them >= top_p x `total`,
+    the mass of the top-k set; None = 1) and below min_p x the largest. [B, K] -> [B, K]."""
+    if top_p < 1.0:
+        before = sorted_probs.cumsum(-1) - sorted_probs
+        sorted_probs = sorted_probs.masked_fill(before >= (top_p if total is None else top_p * total), 0.0)
+    if min_p > 0.0:
+        sorted_probs = sorted_probs.masked_fill(sorted_probs < min_p * sorted_probs[:, :1], 0.0)
+    return sorted_probs
 
 
 def _inverse_cdf(probs: Any, order: Any, u: Any) -> Any:
@@ -296,14 +353,15 @@ def _available_ram() -> int:
 class _Batch:
     """The rows decoding together. Tensors are [B, ...]; `cache` holds [B, kv_heads, L, head_dim] per layer."""
 
-    __slots__ = ("cache", "mask", "pos", "last", "out", "n_gen", "alive", "keys", "rows")
+    __slots__ = ("cache", "mask", "pos", "last", "out", "lp", "n_gen", "alive", "keys", "rows")
 
-    def __init__(self, cache, mask, pos, last, out, n_gen, alive, keys, rows):
+    def __init__(self, cache, mask, pos, last, out, lp, n_gen, alive, keys, rows):
         self.cache = cache  # DynamicCache
         self.mask = mask  # [B, L] int64, 1 = real token
         self.pos = pos  # [B] position id of the token in `last`
         self.last = last  # [B] token to feed next
         self.out = out  # [B, max_new] generated ids (pad-filled)
+        self.lp = lp  # [B, max_new] float32 log-probs of the generated ids, or None (not requested)
         self.n_gen = n_gen  # [B] generated so far
         self.alive = alive  # [B] bool
         self.keys = keys  # [B] int64 sample keys (32-bit)
@@ -377,9 +435,95 @@ def _layers(cache: Any) -> list[Any]:
     return layers
 
 
+class _LeanDecode:
+    """One decoding step (one new token per row) of a Llama- or Qwen2-architecture model, written out.
+
+    The same tensor operations as transformers' forward for these architectures (RMSNorm in float32, RoPE from the
+    model's own rotary module, SDPA with GQA query packing under a padding mask), minus its per-call machinery
+    (output capturing, mask building, kwargs plumbing, hub-kernel hooks): far fewer Python calls per token, which is
+    what a decoding step of a small model costs on CPU. Linear layers are called as modules, so PEFT adapters and
+    4-bit layers work unchanged. Prefill still runs the model's own forward. `of(model)` returns None for any other
+    architecture or setting (sliding-window layers, non-SDPA attention, non-RMSNorm norms), and the engine then
+    uses the model's forward for every step.
+    """
+
+    ARCHS = ("LlamaForCausalLM", "Qwen2ForCausalLM")
+
+    def __init__(self, lm: Any, layers: list[tuple]):
+        self.lm, self.layers = lm, layers
+
+    @classmethod
+    def of(cls, model: Any) -> _LeanDecode | None:
+        lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+        if type(lm).__name__ not in cls.ARCHS:
+            return None
+        cfg = lm.config
+        if getattr(cfg, "_attn_implementation", None) != "sdpa" or any(
+                t != "full_attention" for t in (getattr(cfg, "layer_types", None) or ())):
+            return None
+        layers = []
+        for layer in lm.model.layers:
+            at, mlp = layer.self_attn, layer.mlp
+            norms = (layer.input_layernorm, layer.post_attention_layernorm)
+            if not all(hasattr(n, "variance_epsilon") and "RMSNorm" in type(n).__name__ for n in norms):
+                return None
+            if getattr(at, "sliding_window", None) is not None:
+                return None
+            layers.append((norms[0], at.q_proj, at.k_proj, at.v_proj, at.o_proj, at.head_dim, at.num_key_value_groups,
+                           at.scaling, norms[1], mlp.gate_proj, mlp.up_proj, mlp.down_proj, mlp.act_fn))
+        if "RMSNorm" not in type(lm.model.norm).__name__:
+            return None
+        return cls(lm, layers)
+
+    @staticmethod
+    def _rms(x: Any, norm: Any) -> Any:
+        import torch
+
+        h = x.to(torch.float32)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
+        return norm.weight * h.to(x.dtype)
+
+    @staticmethod
+    def _rotate_half(x: Any) -> Any:
+        import torch
+
+        d = x.shape[-1] // 2
+        return torch.cat((-x[..., d:], x[..., :d]), dim=-1)
+
+    def __call__(self, ids: Any, mask: Any, pos: Any, cache: Any) -> Any:
+        """ids, pos: [B, 1]; mask: [B, L] (1 = attend, the new token included); cache: L - 1 columns before the call,
+        L after -> logits [B, V] of the new token."""
+        import torch.nn.functional as F
+
+        base, rms, rot = self.lm.model, self._rms, self._rotate_half
+        B = ids.shape[0]
+        x = base.embed_tokens(ids)
+        cos, sin = base.rotary_emb(x, pos)
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        # as transformers: no mask when no column is padding (SDPA's GQA path), else [B, 1, 1, L] shared by all heads
+        attend = None if bool(mask.all()) else mask.bool()[:, None, None, :]
+        for i, (n1, q_proj, k_proj, v_proj, o_proj, D, rep, scale, n2, gate, up, down, act) in enumerate(self.layers):
+            h = rms(x, n1)
+            q = q_proj(h).view(B, 1, -1, D).transpose(1, 2)
+            k = k_proj(h).view(B, 1, -1, D).transpose(1, 2)
+            v = v_proj(h).view(B, 1, -1, D).transpose(1, 2)
+            q = q * cos + rot(q) * sin
+            k = k * cos + rot(k) * sin
+            k, v = cache.layers[i].update(k, v)
+            if rep > 1 and attend is None and D <= 256:
+                o = F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=True)
+            else:  # one query token: the rep query heads of a KV head attend as rep rows of it (no repeat_kv copy)
+                o = F.scaled_dot_product_attention(q.reshape(B, -1, rep, D) if rep > 1 else q, k, v,
+                                                   attn_mask=attend, scale=scale)
+            x = x + o_proj(o.reshape(B, -1, 1, D).transpose(1, 2).reshape(B, 1, -1))
+            h = rms(x, n2)
+            x = x + down(act(gate(h)) * up(h))
+        return self.lm.lm_head(rms(x, base.norm))[:, -1]
+
+
 class _HFEngine:
-    def __init__(self, model, tokenizer, *, temperature, top_p, max_new_tokens, stop, seed, share_prefill=True,
-                 prefill_tokens=16384):
+    def __init__(self, model, tokenizer, *, temperature, top_p, max_new_tokens, stop, seed, top_k=0, min_p=0.0,
+                 share_prefill=True, prefill_tokens=16384, logprobs=False, eos_ids=None, lean_decode=True):
         import torch
 
         self.torch = torch
@@ -387,18 +531,22 @@ class _HFEngine:
         self.tok = tokenizer
         self.temperature = float(temperature)
         self.top_p = float(top_p)
+        self.top_k = int(top_k)
+        self.min_p = float(min_p or 0.0)
+        self.logprobs = bool(logprobs)
         self.max_new = int(max_new_tokens)
         self.stop = tuple(stop)
         self.seed = int(seed)
         self.share_prefill = bool(share_prefill)
         self.prefill_tokens = int(prefill_tokens)
         self.device = next(model.parameters()).device
-        eos = eos_token_ids(model, tokenizer)
+        eos = sorted({int(t) for t in eos_ids}) if eos_ids is not None else eos_token_ids(model, tokenizer)
         self.eos = torch.tensor(eos or [-1], device=self.device)
         pad = tokenizer.pad_token_id
         self.pad = int(pad if pad is not None else (eos[0] if eos else 0))
         self.cache_kw = _cache_kwarg(model)
         self.keep_kw = _accepts(model, "logits_to_keep")
+        self.lean = _LeanDecode.of(model) if lean_decode else None
         self.stop_window = max((len(s.encode()) for s in self.stop), default=0) + 2
         cands = _stop_candidate_ids(tokenizer, self.stop) if self.stop else []
         self.stop_all = cands is None
@@ -430,9 +578,11 @@ class _HFEngine:
         rows to every sample, and sample each row's first token."""
         torch = self.torch
         uniq: dict[Any, int] = {}
+        seqs = []
         for r in rows:
-            uniq.setdefault(r[0] if self.share_prefill else r, len(uniq))
-        seqs = [prompt_ids[u if self.share_prefill else u[0]] for u in uniq]
+            if self._seq_key(r) not in uniq:
+                uniq[self._seq_key(r)] = len(uniq)
+                seqs.append(prompt_ids[r[0]])
         L = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), L), self.pad, dtype=torch.long)
         mask = torch.zeros((len(seqs), L), dtype=torch.long)
@@ -444,7 +594,7 @@ class _HFEngine:
         cache = _new_cache()
         logits = self._forward(ids, mask, pos, cache)
         self.stats.prefills += 1
-        sel = torch.tensor([uniq[r[0] if self.share_prefill else r] for r in rows], device=self.device)
+        sel = torch.tensor([uniq[self._seq_key(r)] for r in rows], device=self.device)
         if len(seqs) != len(rows) or not bool((sel == torch.arange(len(rows), device=self.device)).all()):
             for layer in _layers(cache):
                 _set_kv(layer, layer.keys.index_select(0, sel), layer.values.index_select(0, sel))
@@ -457,6 +607,7 @@ class _HFEngine:
             pos=lens - 1,  # _step_tokens advances it: the first sampled token sits at position len(prompt)
             last=torch.full((B,), self.pad, dtype=torch.long, device=self.device),
             out=torch.full((B, self.max_new), self.pad, dtype=torch.long, device=self.device),
+            lp=torch.zeros((B, self.max_new), dtype=torch.float32, device=self.device) if self.logprobs else None,
             n_gen=torch.zeros(B, dtype=torch.long, device=self.device),
             alive=torch.ones(B, dtype=torch.bool, device=self.device),
             keys=torch.tensor(keys, dtype=torch.long, device=self.device),
@@ -470,19 +621,24 @@ class _HFEngine:
         (at least one prompt each), so a long-prompt refill does not allocate activations for all rows at once."""
         chunks: list[list[tuple[int, int]]] = []
         cur: list[tuple[int, int]] = []
-        n_seqs, longest, last = 0, 0, None
+        seen: set[Any] = set()  # the sequences the current chunk prefills
+        longest = 0
         for r in rows:
-            new_seq = not self.share_prefill or r[0] != last
+            new_seq = self._seq_key(r) not in seen
             L = max(longest, len(prompt_ids[r[0]]))
-            if cur and new_seq and (n_seqs + 1) * L > self.prefill_tokens:
+            if cur and new_seq and (len(seen) + 1) * L > self.prefill_tokens:
                 chunks.append(cur)
-                cur, n_seqs, L = [], 0, len(prompt_ids[r[0]])
+                cur, seen, L = [], set(), len(prompt_ids[r[0]])
             cur.append(r)
-            n_seqs += new_seq
-            longest, last = L, r[0]
+            seen.add(self._seq_key(r))
+            longest = L
         if cur:
             chunks.append(cur)
         return chunks
+
+    def _seq_key(self, row: tuple[int, int]) -> Any:
+        """What one prefill sequence serves: a distinct prompt (any prompt index with the same ids), or one row."""
+        return self.pid[row[0]] if self.share_prefill else row
 
     # -- one sampling step -------------------------------------------------------------------------------------
 
@@ -490,11 +646,14 @@ class _HFEngine:
         """Sample the next token of every live row, record it, mark rows that finished (b.alive)."""
         torch = self.torch
         u = row_uniforms(b.keys, b.n_gen) if self.temperature > 0 else None
-        tok = sample_tokens(logits, u, self.temperature, self.top_p)
+        tok = sample_tokens(logits, u, self.temperature, self.top_p, self.top_k, self.min_p)
         alive = b.alive
         tok = torch.where(alive, tok, self.pad)
         idx = b.n_gen.clamp(max=self.max_new - 1).unsqueeze(1)
         b.out.scatter_(1, idx, torch.where(alive, tok, b.out.gather(1, idx).squeeze(1)).unsqueeze(1))
+        if b.lp is not None:
+            lp = token_logprobs(logits, tok, self.temperature)
+            b.lp.scatter_(1, idx, torch.where(alive, lp, b.lp.gather(1, idx).squeeze(1)).unsqueeze(1))
         b.n_gen += alive.long()
         b.last = tok
         b.pos = b.pos + 1
@@ -524,8 +683,8 @@ class _HFEngine:
             _set_kv(layer, layer.keys[:, :, lead:].index_select(0, keep), layer.values[:, :, lead:].index_select(0, keep))
         rows = [b.rows[i] for i in keep.tolist()]
         return _Batch(b.cache, mask, b.pos.index_select(0, keep), b.last.index_select(0, keep),
-                      b.out.index_select(0, keep), b.n_gen.index_select(0, keep), b.alive.index_select(0, keep),
-                      b.keys.index_select(0, keep), rows)
+                      b.out.index_select(0, keep), None if b.lp is None else b.lp.index_select(0, keep),
+                      b.n_gen.index_select(0, keep), b.alive.index_select(0, keep), b.keys.index_select(0, keep), rows)
 
     def _merge(self, a: _Batch, c: _Batch) -> _Batch:
         """Concatenate two batches, left-padding the shorter cache with zeros (masked out)."""
@@ -551,7 +710,7 @@ class _HFEngine:
             a.cache,
             torch.cat([pad(a.mask, L - La, 1), pad(c.mask, L - Lc, 1)], 0),
             torch.cat([a.pos, c.pos]), torch.cat([a.last, c.last]), torch.cat([a.out, c.out]),
-            torch.cat([a.n_gen, c.n_gen]), torch.cat([a.alive, c.alive]), torch.cat([a.keys, c.keys]),
+            None if a.lp is None else torch.cat([a.lp, c.lp]), torch.cat([a.n_gen, c.n_gen]), torch.cat([a.alive, c.alive]), torch.cat([a.keys, c.keys]),
             a.rows + c.rows,
         )
 
@@ -568,6 +727,9 @@ class _HFEngine:
             if name not in uniq_ids:
                 uniq_ids[name] = self._encode(p)
             prompt_ids.append(uniq_ids[name])
+        # prompts with the same ids (also one given as text, one as ids) share their prefill
+        distinct: dict[tuple[int, ...], int] = {}
+        self.pid = [distinct.setdefault(tuple(ids), len(distinct)) for ids in prompt_ids]
         seen: dict[str, int] = {}
         occ = []
         for name in names:
@@ -605,7 +767,8 @@ class _HFEngine:
                 if live == 0:
                     break
                 b.mask = torch.cat([b.mask, b.mask.new_ones((len(b), 1))], 1)
-                logits = self._forward(b.last.unsqueeze(1), b.mask, b.pos.unsqueeze(1), b.cache)
+                step = self.lean or self._forward
+                logits = step(b.last.unsqueeze(1), b.mask, b.pos.unsqueeze(1), b.cache)
                 stats.steps += 1
                 self._step_tokens(b, logits)
                 self._finish(b, results, left, on_prompt_done, stats, bar)
@@ -634,7 +797,8 @@ class _HFEngine:
                 cut = min((i for i in (text.find(s) for s in self.stop) if i >= 0), default=-1)
                 if cut >= 0:
                     text, reason = text[:cut], "stop"
-            results[p][j] = Sample(text=text, n_tokens=k, finish_reason=reason, token_ids=ids)
+            lps = b.lp[r, :k].tolist() if b.lp is not None else None
+            results[p][j] = Sample(text=text, n_tokens=k, finish_reason=reason, token_ids=ids, logprobs=lps)
             stats.completions += 1
             stats.tokens += k
             left[p] -= 1
@@ -702,10 +866,13 @@ def _vllm_model_path(model: Any) -> tuple[str, Any]:
     return str(Path(tmp.name) / "model"), tmp
 
 
-def _generate_vllm(model, tokenizer, prompts, n, temperature, top_p, max_new_tokens, stop, seed, on_prompt_done,
-                   *, dtype: str = "auto", gpu_memory_utilization: float = 0.9, chunk: int = 64):
+def _generate_vllm(model, tokenizer, prompts, n, temperature, top_p, top_k, min_p, max_new_tokens, stop, seed,
+                   on_prompt_done, logprobs, eos_ids, *, dtype: str = "auto", gpu_memory_utilization: float = 0.9,
+                   chunk: int = 64):
     """vLLM with the same prompt ids as the hf backend (`TokensPrompt`s, so vLLM adds no second BOS), prompts
-    submitted in chunks so `on_prompt_done` reports finished prompts as they finish (a killed run keeps them)."""
+    submitted in chunks so `on_prompt_done` reports finished prompts as they finish (a killed run keeps them).
+    Log-probs are vLLM's `processed_logprobs` (after temperature and its filters, as TRL's vLLM path reads them)
+    when this call builds the `vllm.LLM`; a given `vllm.LLM` reports in the mode it was built with."""
     try:
         import vllm
     except ImportError:
@@ -726,9 +893,17 @@ def _generate_vllm(model, tokenizer, prompts, n, temperature, top_p, max_new_tok
     else:
         path, merged = _vllm_model_path(model)
         llm = vllm.LLM(model=path, seed=seed, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
-                       max_model_len=max(len(x) for x in ids) + max_new_tokens)
+                       max_model_len=max(len(x) for x in ids) + max_new_tokens,
+                       **({"logprobs_mode": "processed_logprobs"} if logprobs else {}))
+    extra: dict[str, Any] = {"top_k": top_k} if top_k > 0 else {}
+    if min_p > 0:
+        extra["min_p"] = min_p
+    if eos_ids is not None:
+        extra["stop_token_ids"] = [int(t) for t in eos_ids]
+    if logprobs:
+        extra["logprobs"] = 0  # the sampled token's only
     params = vllm.SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                                 stop=list(stop) or None, seed=seed)
+                                 stop=list(stop) or None, seed=seed, **extra)
     results = []
     try:
         for start in range(0, len(ids), chunk):
@@ -736,7 +911,9 @@ def _generate_vllm(model, tokenizer, prompts, n, temperature, top_p, max_new_tok
             for i, o in enumerate(outs, start=start):
                 samples = [
                     Sample(text=c.text, n_tokens=len(c.token_ids), token_ids=list(c.token_ids),
-                           finish_reason="length" if c.finish_reason == "length" else "stop")
+                           finish_reason="length" if c.finish_reason == "length" else "stop",
+                           logprobs=[d[t].logprob for d, t in zip(c.logprobs, c.token_ids, strict=True)]
+                           if logprobs else None)
                     for c in o.outputs
                 ]
                 results.append(samples)

@@ -557,11 +557,12 @@ def evaluate_accuracy(
     `model_dir` is a folder (or a loaded model, then pass `tokenizer`). `prefix` is prepended to every completion
     (e.g. `task.style_prefix("detailed")` forces a style). Returns accuracy, its standard error, format rate,
     mean completion length in tokens, the share of each solution style and, when k > 1, the share of prompts
-    whose k rewards are not all equal (groups that carry a GRPO gradient).
+    whose k rewards are not all equal (groups that carry a GRPO gradient). Sampled by `r1cli.generation.generate`
+    (every stage's engine; top-p 1, samples seeded by `seed` and the prompt), `batch_size` rows at a time.
     """
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from r1cli.generation import generate
     from r1cli.prompts import build_prompt, extract_answer_tag, extract_think
     from r1cli.tasks import Task, get_task
 
@@ -571,37 +572,24 @@ def evaluate_accuracy(
         model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager")
     else:
         model, tok = model_dir, tokenizer
-    model.eval()
-    old_side, tok.padding_side = tok.padding_side, "left"
     rows = task_obj.generate("test", n, seed=seed)
     prompts = [build_prompt(r["prompt"], "chat", tok, instruction=None) + prefix for r in rows]
-    jobs = [(i, p) for i, p in enumerate(prompts) for _ in range(k)]
     correct = [[] for _ in rows]
     formatted, lengths, styles = 0, [], {}
-    eos = tok.convert_tokens_to_ids(EOS)
-    torch.manual_seed(seed)
     t0 = time.perf_counter()
-    with torch.no_grad():
-        for b in range(0, len(jobs), batch_size):
-            chunk = jobs[b : b + batch_size]
-            enc = tok([p for _, p in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
-            gen_kwargs: dict[str, Any] = {"do_sample": False} if greedy else {
-                "do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, eos_token_id=eos,
-                                 pad_token_id=tok.pad_token_id, **gen_kwargs)
-            new = out[:, enc["input_ids"].shape[1] :]
-            for (i, _), ids in zip(chunk, new, strict=False):
-                ids = ids.tolist()
-                length = ids.index(eos) + 1 if eos in ids else len(ids)
-                lengths.append(length)
-                text = prefix + tok.decode(ids[:length], skip_special_tokens=True)
-                ans = extract_answer_tag(text)
-                ok = extract_think(text) is not None and ans is not None
-                formatted += ok
-                correct[i].append(bool(ok and task_obj.verify(rows[i], ans)))
-                st = task_obj.style_of(text) or "other"
-                styles[st] = styles.get(st, 0) + 1
-    tok.padding_side = old_side
+    out = generate(model, tok, prompts, n=k, temperature=0.0 if greedy else temperature, top_p=1.0,
+                   max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, progress=False,
+                   eos_ids=[tok.convert_tokens_to_ids(EOS)])
+    for i, samples in enumerate(out):
+        for smp in samples:
+            lengths.append(smp.n_tokens)
+            text = prefix + smp.text
+            ans = extract_answer_tag(text)
+            ok = extract_think(text) is not None and ans is not None
+            formatted += ok
+            correct[i].append(bool(ok and task_obj.verify(rows[i], ans)))
+            st = task_obj.style_of(text) or "other"
+            styles[st] = styles.get(st, 0) + 1
     flat = [c for cs in correct for c in cs]
     acc = sum(flat) / len(flat)
     per_prompt = [sum(cs) / len(cs) for cs in correct]

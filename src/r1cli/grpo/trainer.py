@@ -13,9 +13,9 @@ subclass overrides five hooks, each small, and copies none of TRL's long methods
   `_generate_and_score_completions` recomputes the advantages with `r1cli.grpo.loss.compute_advantages`
   (weighted sum of the reward functions, then group-normalised; `compute_advantages_per_reward` for
   `multi_objective_aggregation: normalize_then_sum`), and applies dynamic sampling.
-- `_generate_single_turn` -> `r1cli.grpo.sampler.sample` for the plain transformers backend (not vLLM, not
-  multimodal, no repetition penalty): prompts prefilled once per group, finished rows leave the batch, sampled
-  tokens' log-probs kept.
+- `_generate_single_turn` -> `r1cli.generation.generate`, the engine every stage samples with, for the plain
+  transformers backend (not vLLM, not multimodal, no repetition penalty): prompts prefilled once per group,
+  finished rows leave the batch, sampled tokens' log-probs kept.
 - `_get_per_token_logps_and_entropies` scores each distinct prompt once and its completions in length buckets
   attending to the prompt's KV cache (when the [B, C, vocab] logits are small: the tiny and SmolLM2-scale models;
   else TRL's own fused-head forward per length bucket), and, when `num_iterations > 1` makes TRL compute π_old
@@ -54,6 +54,7 @@ import torch
 from trl import GRPOTrainer
 from trl.trainer.utils import add_fused_lm_head, disable_dropout_in_model
 
+from r1cli.generation import generate
 from r1cli.grpo.loss import (
     GLOBAL_TOKEN_LOSSES,
     LOSS_TYPES,
@@ -66,7 +67,6 @@ from r1cli.grpo.loss import (
     rollout_mismatch,
     zero_variance_groups,
 )
-from r1cli.grpo.sampler import sample
 from r1cli.prompts import as_written, encode_prompt, prefilled_think
 
 _MM_KEYS = (
@@ -278,17 +278,26 @@ class R1GRPOTrainer(GRPOTrainer):
             torch.no_grad(),
             self._dist.summon_full_params(self.model_wrapped, recurse=False),
         ):
-            completion_ids, logprobs = sample(
+            # one seed per call from torch's RNG (seeded by TRL, saved in checkpoints), apart per process: the
+            # engine's counter-based draws would otherwise repeat for a prompt seen again or on another process
+            seed = int(torch.randint(0, 2**31 - 1, ())) + 7919 * self.accelerator.process_index
+            samples = generate(
                 unwrapped_model,
-                prompt_ids,
-                max_new_tokens=self.max_completion_length,
-                eos_token_ids=self.eos_token_ids,
-                pad_token_id=self._tokenizer.pad_token_id,
+                self._tokenizer,
+                [list(p) for p in prompt_ids],  # one row each; repeated prompts get fresh samples, one prefill
+                n=1,
                 temperature=self.temperature,
-                top_k=self.top_k or None,
-                top_p=self.top_p,
-                min_p=self.min_p,
+                top_p=self.top_p if self.top_p is not None else 1.0,
+                top_k=self.top_k or 0,
+                min_p=self.min_p or 0.0,
+                max_new_tokens=self.max_completion_length,
+                seed=seed,
+                progress=False,
+                logprobs=True,
+                eos_ids=self.eos_token_ids,
             )
+        completion_ids = [s[0].token_ids for s in samples]
+        logprobs = [s[0].logprobs for s in samples]
         self._sampler_old_logps = self._old_logps_from_sampler(logprobs)
         return completion_ids, logprobs
 
@@ -422,7 +431,7 @@ class R1GRPOTrainer(GRPOTrainer):
         prompt pass: the same gradient as G separate prompt passes, for 1/G of the prompt compute."""
         from transformers import DynamicCache
 
-        from r1cli.grpo.sampler import _cache_kwarg
+        from r1cli.generation import _cache_kwarg
 
         B, L = input_ids.shape
         C = logits_to_keep
