@@ -28,7 +28,7 @@ from typing import Any
 
 from r1cli.console import log
 from r1cli.errors import ConfigError, InputArtifactError
-from r1cli.stages.rl import preflight_only, train_grpo
+from r1cli.grpo.loop import preflight_only, train_grpo
 
 # ------------------------------------------------------------------------------------------------ routing
 
