@@ -160,11 +160,12 @@ finding-language: install
 findings: rl-zero finding-r1zero finding-coldstart finding-distill finding-language
 
 # ---- benchmarks: one JSON file per bench in bench/results/ (model, cores, load average, torch/transformers/trl
-# versions, timestamp, the command); README's performance table is copied from them. Sized for < 15 minutes on 2
-# idle cores; each bench measures its peer in the same run, so the ratios hold on a loaded machine too.
+# versions, timestamp, the command); bench/table.py prints README's performance table from them. Sized for < 15
+# minutes on 2 cores (the tiny base and SmolLM2 built/converted once before, cached); each bench measures its peer
+# in the same run, so the ratios hold on a loaded machine too.
 BENCH_MODELS ?= tiny,smollm2
 BENCH_PROMPTS ?= 32
-BENCH_REPEAT ?= 1
+BENCH_REPEAT ?= tiny=3,1
 GRPO_STEPS ?= 6
 BENCH_PY := OMP_WAIT_POLICY=PASSIVE $(BIN)/python
 bench: install
@@ -173,6 +174,7 @@ bench: install
 	$(BENCH_PY) bench/rewards.py --out bench/results/rewards.json
 	$(BENCH_PY) bench/meta.py bench/results/grpo_step.json -- $(BIN)/python bench/grpo_step.py --model tiny \
 	  --steps $(GRPO_STEPS) --warmup 1
+	$(BIN)/python bench/table.py bench/results
 
 gpu-check:
 	bash bench/gpu_check.sh

@@ -12,7 +12,8 @@ the model generated up to and including EOS (a batched `generate` keeps decoding
 steps are not counted). The two draw different samples (different random streams), so the ratio is of new tokens
 per second. Each path runs `--repeat` times, alternating which goes first, and the fastest run of each is kept (the
 least disturbed by other load on a shared machine); all run times (wall and process CPU seconds) and the load
-average are in the JSON. Prints ONE JSON line on stdout (`--out FILE` writes it there too).
+average are in the JSON, and `cpu_speedup_*` compares tokens per process-CPU second (the work done, less
+sensitive to other processes than the wall clock). Prints ONE JSON line on stdout (`--out FILE` writes it there too).
 
     .venv/bin/python bench/generation.py [--model tiny,smollm2] [--prompts 32] [--k 4] [--max-new-tokens 128]
 """
@@ -136,6 +137,9 @@ def bench_model(name: str, k: int, n_prompts: int, max_new: int, seed: int, repe
         res[label] = {**best, "mean_tokens": round(best["tokens"] / best["completions"], 1), "runs": rs}
     peer = res["batched_generate"]["tokens_per_s"]
     res["speedup_vs_batched_generate"] = round(res["engine"]["tokens_per_s"] / peer, 2)
+    # tokens per process-CPU second: the work each path does, less sensitive to other load than the wall clock
+    per_cpu = {label: max(x["tokens"] / x["cpu_s"] for x in rs) for label, rs in runs.items()}
+    res["cpu_speedup_vs_batched_generate"] = round(per_cpu["engine"] / per_cpu["batched_generate"], 2)
     if loop:
         res["speedup_vs_per_prompt_generate"] = round(
             res["engine"]["tokens_per_s"] / res["per_prompt_generate"]["tokens_per_s"], 2)
@@ -150,7 +154,8 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=32)
     ap.add_argument("--k", type=int, default=4)
     ap.add_argument("--max-new-tokens", type=int, default=128)
-    ap.add_argument("--repeat", type=int, default=1, help="runs of each path (the fastest is kept)")
+    ap.add_argument("--repeat", default="tiny=3,1",
+                    help="runs of each path, the fastest kept: N, or name=N,...,N (the last: every other model)")
     ap.add_argument("--loop", action="store_true", help="also time one generate call per prompt (a second row)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="weights (both paths)")
@@ -164,9 +169,12 @@ def main() -> None:
     os.environ.setdefault("R1CLI_QUIET", "1")
     out = {"bench": "generation", "command": " ".join(["python", *sys.argv]), "machine": meta.machine(),
            "results": []}
+    spec = [x.split("=") for x in a.repeat.split(",")]
+    repeat = {x[0]: int(x[1]) for x in spec if len(x) == 2}
+    other = next((int(x[0]) for x in spec if len(x) == 1), 1)
     for name in a.model.split(","):
-        out["results"].append(bench_model(name, a.k, a.prompts, a.max_new_tokens, a.seed, a.repeat, a.loop,
-                                          a.dtype))
+        out["results"].append(bench_model(name, a.k, a.prompts, a.max_new_tokens, a.seed,
+                                          repeat.get(name, other), a.loop, a.dtype))
     out["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     line = json.dumps(out)
     print(line)

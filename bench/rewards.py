@@ -191,6 +191,7 @@ def main() -> None:
     if not (args.data / "math500.jsonl").exists():
         sys.exit(f"bench/rewards.py needs {args.data}/math500.jsonl (the shared benchmark data)")
 
+    machine = meta.machine()  # the load the run starts under
     golds = [r["answer"] for r in _read_jsonl(args.data / "math500.jsonl")][: args.limit]
     completions, gold_col = synthetic(golds, args.per_gold)
 
@@ -229,7 +230,7 @@ def main() -> None:
     result = {
         "bench": "rewards",
         "command": " ".join(["python", *sys.argv]),
-        "machine": meta.machine(),
+        "machine": machine,
         "throughput": {
             "items": len(completions),
             "golds": len(golds),
