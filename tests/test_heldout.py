@@ -21,19 +21,20 @@ def _cfg(**kw):
     return build(RLConfig, values)
 
 
-def test_heldout_set_defaults_to_the_training_task_test_split(tmp_path, capsys):
+def test_heldout_set_defaults_to_the_training_task_validation_split(tmp_path, capsys):
     from r1cli.grpo.heldout import load_heldout
     from r1cli.tasks import get_task
     from r1cli.tasks.base import split_of
 
     b = load_heldout(_cfg(task="countdown"), "rl")
-    assert b.name == "countdown" and b.kind == "task" and len(b.rows) == 20
-    assert all(split_of(r["prompt"]) == "test" for r in b.rows)
-    # the same problems `r1 eval --benchmark countdown --limit 20` draws
-    assert [r["prompt"] for r in b.rows] == [r["prompt"] for r in get_task("countdown").generate("test", 20, seed=0)]
+    assert b.name == "countdown-validation" and b.kind == "task" and len(b.rows) == 20
+    assert all(split_of(r["prompt"]) == "validation" for r in b.rows)
+    # the same problems `r1 eval --benchmark countdown:validation --limit 20` draws
+    assert [r["prompt"] for r in b.rows] == [
+        r["prompt"] for r in get_task("countdown").generate("validation", 20, seed=0)]
     # training prompts that are also held-out problems are reported
-    load_heldout(_cfg(), "rl", [b2["prompt"] for b2 in get_task("arith").generate("test", 3, seed=0)])
-    assert "3 of 20 problems of arith are also training prompts" in capsys.readouterr().err
+    load_heldout(_cfg(), "rl", [b2["prompt"] for b2 in get_task("arith").generate("validation", 3, seed=0)])
+    assert "3 of 20 problems of arith-validation are also training prompts" in capsys.readouterr().err
     data = tmp_path / "rows.jsonl"
     data.write_text('{"prompt": "1+1", "answer": "2"}\n')
     with pytest.raises(ConfigError, match="eval_every needs eval_input"):
@@ -131,7 +132,7 @@ def test_rl_with_eval_every_logs_heldout_and_marks_the_best(tiny_base_path, tmp_
                for r in held)
     assert [r["step"] for r in logged if "reward" in r] == [1, 2, 3]
     h = man["heldout"]
-    assert h["benchmark"] == "arith" and h["problems"] == 6 and h["k"] == 2 and len(h["evals"]) == 3
+    assert h["benchmark"] == "arith-validation" and h["problems"] == 6 and h["k"] == 2 and len(h["evals"]) == 3
     best = max(h["evals"], key=lambda e: (e["pass@1"], -e["step"]))
     assert h["best_step"] == best["step"] == man["metrics"]["heldout"]["best_step"]
     expected = {0: None, 2: str(out / "trainer" / "checkpoint-2"), 3: str(out / "model")}[best["step"]]

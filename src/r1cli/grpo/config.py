@@ -180,7 +180,8 @@ class RLConfig(TrainerOverrides, GRPOConfig, ModelArgs):
         default=None,
         metadata={
             "help": "Held-out set for eval_every, as `r1 eval --benchmark` takes it (arith, gsm8k, math500, a "
-            "JSONL file, a hub id). Null = the built-in task the prompts come from (its test split)."
+            "JSONL file, a hub id). Null = the built-in task the prompts come from, its validation split (tuning and the "
+            "best checkpoint read validation; reported numbers read test)."
         },
     )
     eval_limit: int = field(default=200, metadata={"help": "Held-out problems per eval (the first N)."})

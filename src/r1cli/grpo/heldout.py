@@ -49,11 +49,11 @@ def load_heldout(cfg: Any, stage: str, train_questions: list[str] | None = None)
                 f"eval_every needs eval_input when the prompts come from a dataset ({source!r})",
                 hint="e.g. --set eval_input=gsm8k (anything `r1 eval --benchmark` takes: a name, a JSONL file)",
             )
-        spec = source
+        spec = f"{source}:validation"  # the best checkpoint is chosen on validation; results report test
     p = Path(str(spec)).expanduser()
     if p.suffix.lower() in (".jsonl", ".json", ".parquet", ".csv") and not p.exists():
         raise InputArtifactError(f"eval_input file {str(spec)!r} does not exist", hint="check the path")
-    params = cfg.task_params if spec == source and spec in available_tasks() else None
+    params = cfg.task_params if str(spec).partition(":")[0] == source and source in available_tasks() else None
     bench = load_benchmark(spec, limit=cfg.eval_limit, seed=0, task_params=params or None)
     if not bench.rows:
         raise InputArtifactError(f"eval_input {spec!r} has no problems", hint="pick another held-out set")
