@@ -463,6 +463,17 @@ def save_model(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
     return out
 
 
+def save_trained(trainer: Any, tokenizer: Any, run: Any) -> None:
+    """A trainer's model (or adapter) and the tokenizer in `run.model_dir`: through the trainer under DeepSpeed/FSDP
+    (every rank gathers the sharded weights, rank 0 writes), else `save_model`."""
+    if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
+        trainer.save_model(str(run.model_dir))
+        if run.is_main:
+            tokenizer.save_pretrained(run.model_dir)
+    else:
+        save_model(trainer.model, tokenizer, run.model_dir)
+
+
 def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, dtype: str = "auto") -> Path:
     """Merge the PEFT adapter in `adapter_dir` (or an r1cli run holding one) into its full-precision base and save
     the merged full model to `out_dir` (safetensors + tokenizer). Returns `out_dir`."""

@@ -126,7 +126,7 @@ def train_sft(cfg: Any, run: Any, train_ds: Any, *, resume: bool) -> dict[str, A
     from r1cli.checkpoints import last_complete_checkpoint, marker_callback
     from r1cli.console import held_logs, log
     from r1cli.data_io import quiet_datasets
-    from r1cli.models import check_model, load_model, load_tokenizer, merge_adapter, model_ref, save_model
+    from r1cli.models import check_model, load_model, load_tokenizer, merge_adapter, model_ref, save_trained
     from r1cli.trainlog import run_train_loss
 
     with held_logs():  # a bad dataset or model leaves its error line alone on stderr
@@ -156,12 +156,7 @@ def train_sft(cfg: Any, run: Any, train_ds: Any, *, resume: bool) -> dict[str, A
     t = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=ckpt)
     seconds = time.perf_counter() - t
-    if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
-        trainer.save_model(str(run.model_dir))  # every rank: gathers sharded weights; rank 0 writes
-        if run.is_main:
-            tokenizer.save_pretrained(run.model_dir)
-    else:
-        save_model(trainer.model, tokenizer, run.model_dir)
+    save_trained(trainer, tokenizer, run)
     if getattr(cfg, "use_peft", False) and cfg.save_merged and run.is_main:
         merge_adapter(run.model_dir, run.path / "merged")
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]

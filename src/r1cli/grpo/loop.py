@@ -70,7 +70,7 @@ def train_grpo(cfg: Any, run: Any, model: Any, tokenizer: Any, data: Any, funcs:
     here), `--resume` from the newest complete checkpoint, then the model (or adapter) in `<run>/model` and the
     curves PNG. Returns the stage result: {metrics, manifest_extra: {preflight, heldout}}."""
     from r1cli.checkpoints import last_complete_checkpoint, marker_callback
-    from r1cli.models import save_model
+    from r1cli.models import save_trained
     from r1cli.trainlog import metrics_callback, read_metrics, run_train_loss, training_curves
 
     if not run.resume:
@@ -96,12 +96,7 @@ def train_grpo(cfg: Any, run: Any, model: Any, tokenizer: Any, data: Any, funcs:
     report = _preflight_before_training(cfg, run, trainer, resumed=bool(ckpt))
     with run.timed("train"):
         out = trainer.train(resume_from_checkpoint=ckpt)
-    if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
-        trainer.save_model(str(run.model_dir))  # every rank: gathers sharded weights; rank 0 writes
-        if run.is_main:
-            tokenizer.save_pretrained(run.model_dir)
-    else:
-        save_model(trainer.model, tokenizer, run.model_dir)
+    save_trained(trainer, tokenizer, run)
     names = [f.__name__ for f in funcs]
     keys = ["reward", "completions/mean_length"] + [f"rewards/{n}/mean" for n in names]
     if evals is not None:
