@@ -128,3 +128,29 @@ def test_module_and_console_script_agree():
         pytest.skip("console script not installed")
     r = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout == r1("--version").stdout
+
+
+def test_held_logs_drop_on_input_errors_and_release_for_long_steps(capsys):
+    """r1's log lines inside `held_logs` print after the block, vanish when it raises an input error, and print at
+    once when a long step (a preset build) releases them."""
+    from r1cli.console import held_logs, log, release_held
+    from r1cli.errors import InputArtifactError, StageError
+
+    with held_logs():
+        log("prompts: 3 rows")
+        assert capsys.readouterr().err == ""
+    assert "prompts: 3 rows" in capsys.readouterr().err
+    with pytest.raises(InputArtifactError), held_logs():
+        log("benchmark x: 5 problems")
+        raise InputArtifactError("bad model")
+    assert capsys.readouterr().err == ""
+    with pytest.raises(StageError), held_logs():  # a stage failure keeps the context
+        log("rewards: accuracy")
+        raise StageError("boom")
+    assert "rewards: accuracy" in capsys.readouterr().err
+    with held_logs():
+        log("prompts: 3 rows")
+        release_held()
+        assert "prompts: 3 rows" in capsys.readouterr().err
+        log("building tiny base")
+        assert "building tiny base" in capsys.readouterr().err

@@ -58,11 +58,18 @@ def held_logs() -> Iterator[None]:
 
         lines, _held = _held, None
         if not isinstance(e, (ConfigError, InputArtifactError, UsageError)):
-            for m in lines:
+            for m in lines or ():
                 log(m)
         raise
+    release_held()
+
+
+def release_held() -> None:
+    """Print the held lines now and stop holding: a long step inside `held_logs` (building a preset base takes
+    minutes) shows its progress."""
+    global _held
     lines, _held = _held, None
-    for m in lines:
+    for m in lines or ():
         log(m)
 
 

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from r1cli.artifacts import sha256_file
-from r1cli.console import log
+from r1cli.console import log, release_held
 from r1cli.errors import InputArtifactError, StageError
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -104,6 +104,7 @@ def convert(gguf_file: Path, out_dir: Path) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     src_dir, name = str(gguf_file.parent), gguf_file.name
+    release_held()  # a conversion of about 30 s: its progress shows even inside a stage's held setup
     log(f"converting {gguf_file} (GGUF Q4_1 -> float32 safetensors)")
     tok = AutoTokenizer.from_pretrained(src_dir, gguf_file=name)
     loaded = AutoModelForCausalLM.from_pretrained(src_dir, gguf_file=name, dtype=torch.float32)

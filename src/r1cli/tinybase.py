@@ -509,7 +509,7 @@ def ensure_base(preset: str = "tiny", seed: int = 0, train_steps: int | None = N
     into place after its manifest is written, under a file lock, so concurrent callers build it once and a killed
     build never looks complete. `cache=False` rebuilds and replaces the cached folder.
     """
-    from r1cli.console import log
+    from r1cli.console import log, release_held
 
     cfg = preset_config(preset, train_steps, **overrides)
     key = cfg.key(seed)
@@ -522,6 +522,7 @@ def ensure_base(preset: str = "tiny", seed: int = 0, train_steps: int | None = N
             return final
         tmp = root / f".{final.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
+        release_held()  # minutes of pretraining: its progress shows even inside a stage's held setup
         log(f"building tiny base {preset!r} (seed {seed}, {cfg.train_steps} steps) in {final}")
         try:
             build(cfg, seed, tmp)
