@@ -570,7 +570,7 @@ def evaluate_accuracy(
     task_obj: Task = task if isinstance(task, Task) else get_task(task, **(task_params or {}))
     if isinstance(model_dir, (str, Path)):
         tok = AutoTokenizer.from_pretrained(model_dir)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager")
+        model = AutoModelForCausalLM.from_pretrained(model_dir)  # SDPA, as `r1 eval` loads it
     else:
         model, tok = model_dir, tokenizer
     rows = task_obj.generate("test", n, seed=seed)
