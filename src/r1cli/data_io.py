@@ -3,8 +3,6 @@ with an optional column mapping `{our_name: their_name}` (e.g. `{prompt: questio
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 from r1cli.artifacts import InputRef, resolve_input
@@ -32,21 +30,11 @@ def load_dataset_input(
     return map_columns(ds, columns or {}, what=f"{name} {spec!r}"), ref
 
 
-@contextlib.contextmanager
-def quiet_datasets() -> Iterator[None]:
-    """datasets' progress bars and its own error logs stay off stderr while a file loads: a load that fails
-    becomes one r1 error line that carries the reason."""
-    from datasets.utils import logging as dlog
+def quiet_datasets() -> Any:
+    """datasets' progress bars and error logs off stderr while a file loads (r1's error line carries the reason)."""
+    from r1cli.thirdparty import quiet_hf_library
 
-    level, bars = dlog.get_verbosity(), dlog.is_progress_bar_enabled()
-    dlog.set_verbosity(dlog.CRITICAL)
-    dlog.disable_progress_bar()
-    try:
-        yield
-    finally:
-        dlog.set_verbosity(level)
-        if bars:
-            dlog.enable_progress_bar()
+    return quiet_hf_library("datasets")
 
 
 def _reason(e: BaseException) -> str:

@@ -28,9 +28,7 @@ Tokenizers get a pad token when they lack one (eos, else unk) and left padding (
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,8 +288,10 @@ def _from_pretrained(r: ResolvedModel, args: Any, device: str) -> Any:
             bnb_4bit_use_double_quant=True,
         )
         kwargs["device_map"] = {"": _device_map_target(device)}
+    from r1cli.thirdparty import quiet_hf_library
+
     try:
-        with quiet_transformers():
+        with quiet_hf_library("transformers"):  # its loading bar and load report: r1's line says it
             model = AutoModelForCausalLM.from_pretrained(r.source, **kwargs)
     except InputArtifactError:
         raise
@@ -301,23 +301,6 @@ def _from_pretrained(r: ResolvedModel, args: Any, device: str) -> Any:
         model = model.to(device)
     disable_bnb_cpu_packing(model)
     return model
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """transformers' weight-loading bar and load report stay off stderr while a model loads: a load that fails
-    becomes one r1 error line, and one that succeeds is reported by r1's own `model:` line."""
-    from transformers.utils import logging as tlog
-
-    level, bars = tlog.get_verbosity(), tlog.is_progress_bar_enabled()
-    tlog.set_verbosity_error()
-    tlog.disable_progress_bar()
-    try:
-        yield
-    finally:
-        tlog.set_verbosity(level)
-        if bars:
-            tlog.enable_progress_bar()
 
 
 def _device_map_target(device: str) -> Any:

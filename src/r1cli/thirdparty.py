@@ -16,10 +16,12 @@ too; `no_download_counter` turns that off (its own switch, HF_UPDATE_DOWNLOAD_CO
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 BNB = "bitsandbytes"
@@ -141,3 +143,21 @@ def no_download_counter() -> None:
     config = sys.modules.get("datasets.config")
     if config is not None:  # already imported (a test session running several commands)
         config.HF_UPDATE_DOWNLOAD_COUNTS = False
+
+
+@contextlib.contextmanager
+def quiet_hf_library(lib: str) -> Iterator[None]:
+    """transformers' or datasets' progress bars and log records kept off stderr for a block (a load that fails
+    becomes one r1 error line; one that succeeds is reported by r1's own line). Both share one logging API."""
+    import importlib
+
+    tlog = importlib.import_module(f"{lib}.utils.logging")
+    level, bars = tlog.get_verbosity(), tlog.is_progress_bar_enabled()
+    tlog.set_verbosity(tlog.CRITICAL)
+    tlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        tlog.set_verbosity(level)
+        if bars:
+            tlog.enable_progress_bar()
