@@ -72,7 +72,7 @@ from typing import Any
 
 from r1cli.artifacts import sha256_file
 
-TINYBASE_VERSION = "2"  # 2: the validation split left the pretraining corpus
+TINYBASE_VERSION = "1"
 MANIFEST = "r1cli_tinybase.json"
 SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 PAD, BOS_TURN, EOS = SPECIALS
@@ -259,6 +259,7 @@ def corpus_rows(cfg: TinyBaseConfig, n: int, seed: int) -> list[tuple[str, str]]
     with that probability (a separate RNG: the detailed/terse choices do not change)."""
     from r1cli.errors import ConfigError
     from r1cli.tasks import get_task
+    from r1cli.tasks.base import PRETRAIN
 
     task = get_task(cfg.task, **dict(cfg.task_params))
     rng = random.Random(f"r1cli:tinybase:styles:{seed}")
@@ -268,7 +269,7 @@ def corpus_rows(cfg: TinyBaseConfig, n: int, seed: int) -> list[tuple[str, str]]
                           hint="use task arith with task_params mixed_style: true, or mixed_share 0")
     two = "terse" in task.styles and "detailed" in task.styles
     out = []
-    for i, row in enumerate(task.generate("train", n, seed=seed, unique=False)):
+    for i, row in enumerate(task.generate(PRETRAIN, n, seed=seed, unique=False)):
         if two:
             style = "detailed" if rng.random() < detailed_share_at(i // cfg.batch_size, cfg) else "terse"
             if style == "detailed" and cfg.mixed_share > 0 and mix_rng.random() < cfg.mixed_share:
@@ -432,6 +433,7 @@ def pretrain(cfg: TinyBaseConfig, tok: Any, seed: int, log_every: int = 50,
 def build(cfg: TinyBaseConfig, seed: int, out: Path) -> dict[str, Any]:
     """Train tokenizer and model and save them to `out` (a plain HF folder); the manifest is written last."""
     from r1cli.tasks import available_tasks, get_task
+    from r1cli.tasks.base import PRETRAIN
 
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -440,7 +442,7 @@ def build(cfg: TinyBaseConfig, seed: int, out: Path) -> dict[str, Any]:
     for name in available_tasks():
         task = get_task(name, **(dict(cfg.task_params) if name == cfg.task else {}))
         k = cfg.tokenizer_rows if name == cfg.task else max(1, cfg.tokenizer_rows // 10)
-        for row in task.generate("train", k, seed=seed + 1000, unique=False):
+        for row in task.generate(PRETRAIN, k, seed=seed + 1000, unique=False):
             # the chat markup around each text (special tokens themselves are not BPE-trained)
             texts.append(f"user\n{row['prompt']}\nassistant\n")
             texts.extend(task.solution(row, style=s) for s in task.styles)

@@ -18,8 +18,11 @@ from typing import Any, ClassVar, Literal
 
 from r1cli.errors import ConfigError
 
-Split = Literal["train", "validation", "test"]
+Split = Literal["train", "validation", "test", "pretrain"]
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
+# The embedded base's pretraining corpus: every problem but the test split's (it predates the validation split, and
+# keeping it keeps the base, and every figure measured on it, unchanged; validation problems may appear in it).
+PRETRAIN = "pretrain"
 TEST_MODULUS = 10  # one prompt in ten is held out for test, another one in ten for validation
 VALIDATION_RESIDUE = 1
 # The first line of the think block names the solution style (shared by all tasks): an early token that a model
@@ -91,13 +94,14 @@ class Task:
 
     def stream(self, split: Split, seed: int) -> Iterator[dict[str, Any]]:
         """An endless deterministic stream of rows of one split (duplicates possible)."""
-        if split not in SPLITS:
+        if split not in (*SPLITS, PRETRAIN):
             raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         rng = random.Random(f"r1cli:{self.name}:{seed}")
         misses = 0
         while True:
             row = self.sample(rng)
-            if split_of(row["prompt"]) == split:
+            s = split_of(row["prompt"])
+            if s == split or (split == PRETRAIN and s != "test"):
                 misses = 0
                 row["task"] = self.name
                 yield row
