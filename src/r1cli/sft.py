@@ -108,11 +108,13 @@ def tokenize_sft(data: Any, tokenizer: Any, max_length: int | None) -> tuple[Any
 
 def sft_dry_run(stage: str, cfg: Any, ds: Any, n: int) -> Any:
     """The first `n` training sequences of an SFT stage, as `tokenize_sft` builds them (see `r1cli.dryrun`)."""
+    from r1cli.data_io import quiet_datasets
     from r1cli.dryrun import DryRun, sft_example
     from r1cli.models import load_tokenizer
 
     tok = load_tokenizer(cfg)
-    data = to_prompt_completion(ds.select(range(min(n, len(ds)))), tok, cfg)
+    with quiet_datasets():  # stdout and stderr show the examples, not datasets' progress bars
+        data = to_prompt_completion(ds.select(range(min(n, len(ds)))), tok, cfg)
     return DryRun(stage, "sft", tok, [sft_example(tok, r["prompt"], r["completion"]) for r in data],
                   max_length=cfg.max_length)
 
