@@ -47,6 +47,23 @@ def test_data_params_and_cold_start(tmp_path):
         assert task.verify(row, extract_answer_tag(row["completion"]))
 
 
+def test_cold_start_in_the_chat_shape(tmp_path, capsys):
+    from datasets import load_from_disk
+
+    from r1cli.rewards.format import is_chat_format
+    from r1cli.tasks import get_task
+
+    out = tmp_path / "b"
+    assert r1("data", "--task", "addition", "--n", "8", "--cold-start", "--output", str(out),
+              "--set", "answer_format=boxed", "--set", "params={min_digits: 3, max_digits: 3}") == 0
+    assert "Saving the dataset" not in capsys.readouterr().err  # datasets' bars stay off stderr
+    task = get_task("addition", min_digits=3, max_digits=3)
+    for row in load_from_disk(str(out / "data")):
+        assert row["completion"].endswith(f"</think>\nThe answer is \\boxed{{{row['answer']}}}.")
+        assert is_chat_format(row["completion"]) and "<answer>" not in row["completion"]
+        assert task.verify(row, row["completion"].rsplit("is ", 1)[1].rstrip("."))
+
+
 @pytest.mark.parametrize("sets", [["params={bogus: 1}"], ["params={max_terms: 0}"], ["n=0"], ["task=sudoku"]])
 def test_bad_values_exit_2(tmp_path, sets, capsys):
     args = ["data", "--output", str(tmp_path / "x")]

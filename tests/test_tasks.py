@@ -10,7 +10,7 @@ from r1cli.tasks import available_tasks, get_task, split_of
 from r1cli.tasks.arith import parse_terms
 from r1cli.tasks.countdown import evaluate_expression
 
-TASKS = ["arith", "countdown", "linear"]
+TASKS = ["addition", "arith", "countdown", "linear"]
 
 
 def test_registry():
@@ -54,6 +54,25 @@ def test_solutions_are_correct_in_every_style(name):
             assert t.style_of(sol) == style
     with pytest.raises(ConfigError, match="no solution style"):
         t.solution(row, style="nonsense")
+
+
+def test_addition_columns_and_carries():
+    from r1cli.tasks.addition import column_steps
+
+    assert column_steps(89, 74) == [
+        "Add the ones: 9 + 4 = 13. Write 3, carry 1.",
+        "Add the tens: 8 + 7 + 1 = 16. Write 6, carry 1.",
+        "Write the last carry: 1.",
+    ]
+    assert column_steps(543, 65)[2] == "Add the hundreds: 5 + 0 + 1 = 6. Write 6."
+    t = get_task("addition", min_digits=3, max_digits=3)
+    rows = t.generate("train", 200, seed=0)
+    assert all(100 <= r["a"] <= 999 and 100 <= r["b"] <= 999 and int(r["answer"]) == r["a"] + r["b"] for r in rows)
+    sol = t.solution(rows[0])
+    assert "Add the hundreds" in sol and sol.endswith(f"<answer>\n{rows[0]['answer']}\n</answer>")
+    assert t.verify(rows[0], f"\\boxed{{{rows[0]['answer']}}}") and not t.verify(rows[0], "1")
+    with pytest.raises(ConfigError, match="min_digits"):
+        get_task("addition", min_digits=3, max_digits=2)
 
 
 def test_arith_trace_and_bounds():

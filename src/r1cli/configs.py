@@ -125,10 +125,10 @@ class BaseConfig:
 class DataConfig:
     """`r1 data`: write a built-in task dataset."""
 
-    task: Literal["arith", "countdown", "linear", "general", "preference"] = field(
+    task: Literal["arith", "addition", "countdown", "linear", "general", "preference"] = field(
         default="arith",
         metadata={
-            "help": "Built-in task (arith, countdown, linear), or `general` (general prompts for `r1 align`) or "
+            "help": "Built-in task (arith, addition, countdown, linear), or `general` (general prompts for `r1 align`) or "
             "`preference` (prompt/chosen/rejected pairs for `r1 reward-model`), see r1cli.tasks.preference."
         },
     )
@@ -142,6 +142,11 @@ class DataConfig:
     )
     cold_start: bool = field(
         default=False, metadata={"help": "Write readable worked solutions (prompt/completion) for `r1 coldstart`."}
+    )
+    answer_format: Literal["tag", "boxed"] = field(
+        default="tag",
+        metadata={"help": "With cold_start: the solution's summary as <answer>N</answer> (R1-Zero shape, the embedded "
+                  "base's) or 'The answer is \\boxed{N}.' (R1 chat shape, for a chat model given R1's instruction)."},
     )
     output: Optional[str] = field(default=None, metadata={"help": "Output run folder (dataset in <output>/data)."})
     source: Optional[str] = field(

@@ -12,6 +12,9 @@ from typing import Any
 _err = None
 _out = None
 _held: list[str] | None = None
+# Rich lays tables out for 80 columns when a stream is not a terminal, squeezing a stage table in a log file or a
+# pipe; tables still take only the width they need.
+_PIPE_WIDTH = 160
 
 
 def err():
@@ -20,7 +23,7 @@ def err():
     if _err is None:
         from rich.console import Console
 
-        _err = Console(stderr=True, highlight=False)
+        _err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else _PIPE_WIDTH)
     return _err
 
 
@@ -29,7 +32,7 @@ def out():
     if _out is None:
         from rich.console import Console
 
-        _out = Console(highlight=False, soft_wrap=True)
+        _out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else _PIPE_WIDTH)
     return _out
 
 
@@ -39,7 +42,7 @@ def log(msg: str) -> None:
     if _held is not None:
         _held.append(msg)
         return
-    err().print(msg)
+    err().print(msg, soft_wrap=True)  # one log line stays one line in a log file (rich hard-wraps at 80 columns)
 
 
 @contextlib.contextmanager

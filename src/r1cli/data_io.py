@@ -3,6 +3,7 @@ with an optional column mapping `{our_name: their_name}` (e.g. `{prompt: questio
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from r1cli.artifacts import InputRef, resolve_input
@@ -35,6 +36,12 @@ def quiet_datasets() -> Any:
     from r1cli.thirdparty import quiet_hf_library
 
     return quiet_hf_library("datasets")
+
+
+def save_dataset(ds: Any, folder: str | Path, **kwargs: Any) -> None:
+    """`ds.save_to_disk(folder)` without datasets' "Saving the dataset" bars on stderr (r1's own line says it)."""
+    with quiet_datasets():
+        ds.save_to_disk(str(folder), **kwargs)
 
 
 def _reason(e: BaseException) -> str:

@@ -144,14 +144,16 @@ def train_sft(cfg: Any, run: Any, train_ds: Any, *, resume: bool) -> dict[str, A
     head = data.select(range(min(2, len(data))))
     warn_failed(DryRun("sft", "sft", tokenizer, [sft_example(tokenizer, r["prompt"], r["completion"]) for r in head],
                        max_length=cfg.max_length))
-    data, too_long = tokenize_sft(data, tokenizer, cfg.max_length)
+    with quiet_datasets():  # its map/filter bars; r1's own lines give the counts
+        data, too_long = tokenize_sft(data, tokenizer, cfg.max_length)
     if too_long:
         log(f"[yellow]warning[/]: {too_long} rows longer than max_length={cfg.max_length} tokens left out "
             "(raise max_length to keep them)")
     log(f"SFT on {len(data)} rows, model {cfg.model}")
-    trainer = SFTTrainer(
-        model=model, args=cfg, train_dataset=data, processing_class=tokenizer, callbacks=[marker_callback()]
-    )
+    with quiet_datasets():  # TRL's own truncation and masking passes over the already tokenized rows
+        trainer = SFTTrainer(
+            model=model, args=cfg, train_dataset=data, processing_class=tokenizer, callbacks=[marker_callback()]
+        )
     ckpt = last_complete_checkpoint(cfg.output_dir) if resume else None
     if ckpt:
         log(f"resuming from {ckpt}")

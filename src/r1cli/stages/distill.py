@@ -41,6 +41,7 @@ from typing import Any
 
 from r1cli.artifacts import InputRef, dataset_summary, read_manifest
 from r1cli.console import log
+from r1cli.data_io import save_dataset
 from r1cli.errors import ConfigError, InputArtifactError, StageError
 
 TRACES = "traces.jsonl"
@@ -239,7 +240,7 @@ def _save_dataset(rows: list[dict[str, Any]], folder: Path) -> Any:
     ds = Dataset.from_list(rows)
     if folder.exists():
         shutil.rmtree(folder)
-    ds.save_to_disk(str(folder))
+    save_dataset(ds, folder)
     return ds
 
 

@@ -266,6 +266,17 @@ def find_results(path: Path) -> Path:
     )
 
 
+def stage_minutes(eval_run: Path) -> float | None:
+    """Wall minutes of the stage that made the evaluated model (its run's manifest), None when unknown."""
+    from r1cli.artifacts import read_manifest
+
+    m = read_manifest(Path(eval_run)) or {}
+    spec = next((i.get("spec") for i in m.get("inputs", []) if i.get("name") == "model"), None)
+    made = read_manifest(Path(spec)) if spec and Path(spec).is_dir() else None
+    total = ((made or {}).get("timings") or {}).get("total")
+    return round(total / 60, 1) if isinstance(total, (int, float)) else None
+
+
 def compare_runs(runs: Sequence[Path], output: Path | None = None, as_json: bool = False) -> dict[str, Any]:
     """Side-by-side table of several eval runs on stdout (or one JSON object), and a PNG chart at `output`."""
     from r1cli.console import emit_json, out
@@ -293,8 +304,10 @@ def compare_runs(runs: Sequence[Path], output: Path | None = None, as_json: bool
         if png.suffix.lower() != ".png":
             png = png / "compare.png"
         compare_chart(loaded, png, title="r1 eval compare")
-    obj = {"runs": [{"run": str(r), "label": lab, "benchmarks": res.get("benchmarks", {})}
-                    for r, (lab, res) in zip(runs, loaded, strict=True)], "chart": str(png) if png else None}
+    minutes = [stage_minutes(Path(r)) for r in runs]
+    obj = {"runs": [{"run": str(r), "label": lab, "benchmarks": res.get("benchmarks", {}), "stage_minutes": mins}
+                    for r, (lab, res), mins in zip(runs, loaded, minutes, strict=True)],
+           "chart": str(png) if png else None}
     if as_json:
         emit_json(obj)
         return obj
@@ -319,13 +332,17 @@ def compare_runs(runs: Sequence[Path], output: Path | None = None, as_json: bool
         t.add_column("benchmark")
     for _, shown in cols:
         t.add_column(SHORT.get(shown, shown), justify="right")
-    for lab, res in loaded:
+    timed = any(x is not None for x in minutes)
+    if timed:  # the wall time of the stage that made each model (from its run folder's manifest)
+        t.add_column("stage min", justify="right")
+    for (lab, res), mins in zip(loaded, minutes, strict=True):
         for b in benches:
             m = res.get("benchmarks", {}).get(b)
             if m is None:
                 continue
             t.add_row(lab, *([b] if len(benches) > 1 else []),
-                      *[_fmt(m, metric, compact=True, se=metric == "pass@1") for metric, _ in cols])
+                      *[_fmt(m, metric, compact=True, se=metric == "pass@1") for metric, _ in cols],
+                      *([f"{mins:.1f}" if mins is not None else "-"] if timed else []))
     out().print(t)
     if png is None:
         log("pass --output FILE.png to also write the chart")

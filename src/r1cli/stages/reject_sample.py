@@ -45,6 +45,7 @@ from typing import Any
 
 from r1cli.artifacts import RunDir, atomic_write_text, dataset_summary, sha256_file
 from r1cli.console import log
+from r1cli.data_io import save_dataset
 from r1cli.errors import InputArtifactError, UsageError
 
 SHARDS = "shards"
@@ -388,7 +389,7 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
               else datasets.Dataset.from_dict({c: [] for c in OUT_COLUMNS}, features=features))
         tmp = run.path / ".data.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        ds.save_to_disk(str(tmp), num_shards=1 if not out_rows else None)
+        save_dataset(ds, tmp, num_shards=1 if not out_rows else None)
         shutil.rmtree(run.data_dir, ignore_errors=True)
         os.replace(tmp, run.data_dir)
     rej = total.get("rejected", {})

@@ -13,6 +13,7 @@ from r1cli.errors import ConfigError
 from r1cli.tasks.base import Task, split_of
 
 _TASKS = {
+    "addition": ("r1cli.tasks.addition", "AdditionTask"),
     "arith": ("r1cli.tasks.arith", "ArithTask"),
     "countdown": ("r1cli.tasks.countdown", "CountdownTask"),
     "linear": ("r1cli.tasks.linear", "LinearTask"),
