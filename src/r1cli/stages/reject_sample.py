@@ -43,9 +43,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from r1cli.artifacts import RunDir, atomic_write_text, dataset_summary, sha256_file
 from r1cli.console import log
 from r1cli.errors import InputArtifactError, UsageError
+from r1cli.runs import RunDir, atomic_write_text, dataset_summary, sha256_file
 
 SHARDS = "shards"
 OUT_COLUMNS = ("prompt", "completion", "answer", "task", "source", "prompt_index", "sample")
