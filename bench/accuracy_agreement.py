@@ -23,8 +23,8 @@ import json
 import time
 from pathlib import Path
 
+from r1cli.grading.engine import DEFAULT_TIMEOUT_S
 from r1cli.rewards import get_reward
-from r1cli.rewards.engine import DEFAULT_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[1]
 MV_CASES = ROOT / "tests" / "data" / "math_verify_cases.jsonl"

@@ -136,7 +136,7 @@ Held-out ({before['benchmark']}, {before['n']} problems × k={before['k']}, T fr
 {_acc_line('after RL', after)}
 
 As in the paper's Figures 2–3, accuracy and response length grow together. At this scale "thinking longer" means
-the policy moves to the base's step-by-step solution style (see `r1cli/tinybase.py`). The base was built to have
+the policy moves to the base's step-by-step solution style (see `r1cli/tinybase/`). The base was built to have
 that style available, so this is selection of a behaviour that already exists. It is not emergence.
 """
     (out / "finding_r1zero.md").write_text(note, encoding="utf-8")

@@ -46,10 +46,11 @@ def load_model(which: str, seed: int) -> tuple[Any, Any, str, str | None]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from r1cli import tinybase
+    from r1cli.paths import cache_root
 
     if which == "auto":
         key = tinybase.preset_config("tiny").key(0)
-        built = tinybase.is_complete(tinybase.cache_root() / "tinybase" / f"tiny-s0-{key[:16]}", key)
+        built = tinybase.is_complete(cache_root() / "tinybase" / f"tiny-s0-{key[:16]}", key)
         which = "tiny" if built else "tiny-test"
     if which in ("tiny", "tiny-test"):
         path = tinybase.ensure_base(which, seed=0)

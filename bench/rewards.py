@@ -3,7 +3,7 @@
 (a) Throughput (wall clock) and work (CPU seconds, parent + workers; robust to a loaded machine): 16 synthetic
     completions per MATH-500 gold answer (a deterministic mix of the gold as written, equivalent rewrites, repeated
     wrong answers, missing and hedged answers, in both the R1-Zero `<answer>` and the R1 chat `\\boxed{}` shapes),
-    graded by `r1cli.rewards.engine.grade_completions` versus the peer: the same answer extraction, then
+    graded by `r1cli.grading.engine.grade_completions` versus the peer: the same answer extraction, then
     the gold parsed once per distinct gold (as any sensible caller would), then the prediction parsed and verified per
     pair (the worker's readings and hedging rule), in this process, with math-verify's default timeouts. Same run, same
     inputs; verdicts must be identical. The headline `speedup` is the engine on ONE worker process against the
@@ -28,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import meta  # noqa: E402
-from r1cli.rewards import engine  # noqa: E402
-from r1cli.rewards.answers import extract_answer, is_multi_part, last_boxed, normalize_gold  # noqa: E402
+from r1cli.grading import engine  # noqa: E402
+from r1cli.grading.answers import extract_answer, is_multi_part, last_boxed, normalize_gold  # noqa: E402
 
 _DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -104,8 +104,8 @@ def synthetic(golds: list[str], per_gold: int, seed: int = 0) -> tuple[list[str]
 
 def peer_grade(completions: list[str], golds: list[str]) -> list[bool | None]:
     """The peer: extract as we do, parse each distinct gold once, then parse + verify every pair in this process,
-    with the worker's readings and hedging rule (`r1cli.rewards._mv_worker`) and math-verify's default timeouts."""
-    from r1cli.rewards._mv_worker import _gold_has_several_values, _hedges, _parse, _verify
+    with the worker's readings and hedging rule (`r1cli.grading._mv_worker`) and math-verify's default timeouts."""
+    from r1cli.grading._mv_worker import _gold_has_several_values, _hedges, _parse, _verify
 
     parsed: dict[str, list] = {}
     out: list[bool | None] = []

@@ -55,7 +55,7 @@ _PREPARE = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from r1cli.artifacts import RunDir, barrier, end_processes, process_rank
+    from r1cli.runs import RunDir, barrier, end_processes, process_rank
     from r1cli.errors import UsageError
 
     out = Path(sys.argv[1])

@@ -58,8 +58,8 @@ def test_config_derives_rewards_from_kinds(tmp_path):
 
 
 def test_mixture_weights_and_rendering(tiny_base_path, tmp_path):
-    from r1cli.artifacts import RunDir
     from r1cli.models import load_tokenizer
+    from r1cli.runs import RunDir
     from r1cli.stages.align import build_prompts
 
     cfg = _cfg(tiny_base_path, tmp_path / "m", reward_model="x", mixture=[

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from r1cli.artifacts import RunDir, atomic_write_text, read_manifest, resolve_input
 from r1cli.configs import DataConfig
 from r1cli.errors import InputArtifactError, UsageError
+from r1cli.runs import RunDir, atomic_write_text, read_manifest, resolve_input
 
 
 def _finished_run(tmp_path, kind="dataset", stage="data", name="run"):
@@ -103,7 +103,7 @@ def test_atomic_write_failure_leaves_old_file(tmp_path, monkeypatch):
 
 _WRITER = r"""
 import json, sys
-from r1cli.artifacts import atomic_write_text
+from r1cli.runs import atomic_write_text
 p = sys.argv[1]
 i = 0
 print("ready", flush=True)

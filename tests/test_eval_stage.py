@@ -37,7 +37,7 @@ def arith_run(tiny_base_path, tmp_path_factory):
 
 @pytest.mark.slow
 def test_tiny_base_eval_on_builtin_test_split(arith_run):
-    from r1cli.artifacts import read_manifest
+    from r1cli.runs import read_manifest
 
     res = json.loads((arith_run / "results.json").read_text())
     m = res["benchmarks"]["arith"]

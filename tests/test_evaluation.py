@@ -66,7 +66,7 @@ def test_majority_cluster_ties_go_to_the_earliest_cluster():
 
 def test_cons_at_k_votes_by_math_equivalence_not_strings():
     """\\frac12, 0.5 and 1/2 vote together (3 votes) and beat the string majority '3' (2 votes)."""
-    from r1cli.rewards.engine import cluster_answers, grade
+    from r1cli.grading.engine import cluster_answers, grade
 
     answers = ["3", "\\frac12", "3", "0.5", "1/2"]
     clusters = cluster_answers(answers)

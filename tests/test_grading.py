@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from r1cli.rewards import engine, get_reward
-from r1cli.rewards.answers import extract_answer, is_canonical_int, normalize_gold, parse_inputs
+from r1cli.grading import engine
+from r1cli.grading.answers import extract_answer, is_canonical_int, normalize_gold, parse_inputs
+from r1cli.rewards import get_reward
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ITEM_BOUND_S = 3.5  # "a pathological item costs at most ~2 s" (+ margin for a loaded 2-core machine)
@@ -245,7 +246,7 @@ def test_extract_answer_rules():
 
 @pytest.mark.skipif(not (DATA / "math500.jsonl").exists(), reason="shared benchmark data not present")
 def test_oracle_math500_and_gsm8k_subset():
-    from r1cli.rewards.answers import last_boxed
+    from r1cli.grading.answers import last_boxed
 
     rows = [json.loads(x) for x in (DATA / "math500.jsonl").read_text().splitlines()[:150]]
     v = engine.grade([last_boxed(r["solution"]) for r in rows], [r["answer"] for r in rows])

@@ -24,7 +24,7 @@ def _rows():
 
 
 def no_answer(completions, **kw):
-    from r1cli.rewards.answers import extract_answer
+    from r1cli.grading.answers import extract_answer
 
     return [float(extract_answer(c) is None) for c in completions]
 

@@ -139,9 +139,10 @@ def test_resume_remakes_only_broken_shards(tiny_base_path, tmp_path):
                task="arith")
     first = _run(cfg)
     rows = datasets.load_from_disk(str(out / "data")).to_list()
-    shards = out / "shards"
-    (shards / "shard-00001.json").unlink()                       # killed before its marker
-    (shards / "shard-00002.jsonl").write_text("torn")            # rows file not matching its marker
+    log = out / "shards.jsonl"  # the keyed log: one record (line) per finished shard
+    lines = log.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 3
+    log.write_bytes(lines[0] + lines[2][: len(lines[2]) // 2])   # shard 1 never logged, shard 2 torn by a kill
     again = _run(cfg, resume=True)
     assert again["metrics"]["shards_resumed"] == 1
     assert datasets.load_from_disk(str(out / "data")).to_list() == rows

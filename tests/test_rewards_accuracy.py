@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from r1cli.rewards import engine, get_reward
+from r1cli.grading import engine
+from r1cli.rewards import get_reward
 
 CASES = Path(__file__).resolve().parent / "data" / "math_verify_cases.jsonl"
 ITEM_BOUND_S = 3.5  # the reward's ~2 s per pathological item, with a margin for a loaded 2-core machine

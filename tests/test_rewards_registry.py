@@ -106,9 +106,10 @@ def test_accuracy_needs_its_column_and_reads_conversational_completions():
 
 @pytest.mark.parametrize(
     "module",
-    ["accuracy", "format", "length", "repetition", "steps", "language", "code", "answers", "engine"],
+    [*(f"rewards.{m}" for m in ("accuracy", "format", "length", "repetition", "steps", "language", "code")),
+     "grading.answers", "grading.engine"],
 )
 def test_docstring_examples(module):
-    mod = importlib.import_module(f"r1cli.rewards.{module}")
+    mod = importlib.import_module(f"r1cli.{module}")
     failures, _ = doctest.testmod(mod, extraglobs={"get_reward": get_reward}, optionflags=doctest.ELLIPSIS)
     assert failures == 0

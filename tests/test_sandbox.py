@@ -10,9 +10,9 @@ import uuid
 
 import pytest
 
+from r1cli.grading.sandbox import _UID_RANGE, SandboxLimits, probe, run_python, run_tests
 from r1cli.rewards import get_reward
 from r1cli.rewards.code import extract_code, parse_tests, passed
-from r1cli.rewards.sandbox import _UID_RANGE, SandboxLimits, probe, run_python, run_tests
 
 HAS_BWRAP = probe().bwrap is not None
 MODES = [
@@ -246,8 +246,8 @@ def test_extract_code_on_fence_floods_is_bounded():
 
 
 def test_passed_compares_outside():
+    from r1cli.grading.sandbox import TestRun
     from r1cli.rewards.code import Case
-    from r1cli.rewards.sandbox import TestRun
 
     assert passed(Case({}, "1 2\n3", "stdout"), TestRun("ok", 0, "1  2\n3\n"))
     assert not passed(Case({}, "1 2\n3", "stdout"), TestRun("ok", 0, "1  2\n3\n"), compare="exact")
@@ -256,7 +256,7 @@ def test_passed_compares_outside():
 
 
 def test_without_bwrap_it_still_runs_and_warns(monkeypatch, capsys):
-    import r1cli.rewards.sandbox as sb
+    import r1cli.grading.sandbox as sb
 
     monkeypatch.setattr(sb.shutil, "which", lambda name: None)
     monkeypatch.setattr(sb, "_WARNED", set())

@@ -8,7 +8,9 @@ import pytest
 
 from r1cli import tinybase as tb
 from r1cli.prompts import build_prompt
+from r1cli.runs import sha256_file
 from r1cli.tasks import get_task
+from r1cli.tinybase import cache as tb_cache
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +99,7 @@ def test_cache_reuses_complete_builds_only(tiny_base_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("rebuilt although a complete build is cached")
 
-    monkeypatch.setattr(tb, "build", boom)
+    monkeypatch.setattr(tb_cache, "build", boom)
     assert tb.ensure_base("tiny-test", seed=0) == tiny_base_path  # reused, not rebuilt
 
 
@@ -109,10 +111,10 @@ def test_incomplete_or_tampered_build_is_not_reused(tmp_path, monkeypatch):
         calls.append(out)
         out.mkdir(parents=True)
         (out / "model.safetensors").write_bytes(b"weights")
-        files = {"model.safetensors": tb.sha256_file(out / "model.safetensors")}
+        files = {"model.safetensors": sha256_file(out / "model.safetensors")}
         (out / tb.MANIFEST).write_text(json.dumps({"key": cfg.key(seed), "files": files}))
 
-    monkeypatch.setattr(tb, "build", fake_build)
+    monkeypatch.setattr(tb_cache, "build", fake_build)
     p = tb.ensure_base("tiny-test", seed=7, train_steps=1)
     assert len(calls) == 1 and p.name.startswith("tiny-test-s7-") and not calls[0].exists()
     assert tb.ensure_base("tiny-test", seed=7, train_steps=1) == p and len(calls) == 1

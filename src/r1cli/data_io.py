@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from r1cli.artifacts import InputRef, resolve_input
 from r1cli.errors import InputArtifactError
+from r1cli.runs import InputRef, resolve_input
 
 _FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 

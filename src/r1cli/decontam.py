@@ -32,6 +32,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from r1cli.paths import cache_root
+
 NORMALISATION_VERSION = 2
 DEFAULT_EVAL_SETS: tuple[str, ...] = ("math500", "gsm8k", "aime24", "arith", "countdown", "linear")
 _WORD = re.compile(r"[^\W_]+")
@@ -60,10 +62,6 @@ def exact_hash(text: str) -> int | None:
     """Hash of the whole text, lower-cased with whitespace collapsed (punctuation and signs kept)."""
     ws = unicodedata.normalize("NFKC", str(text)).lower().split()
     return _h(["\x00exact", *ws]) if ws else None
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("R1CLI_CACHE") or Path.home() / ".cache" / "r1cli").expanduser() / "decontam"
 
 
 class Decontaminator:
@@ -106,7 +104,7 @@ class Decontaminator:
         key = self._key(groups)
         self.index: dict[int, int] = {}
         self.exact: dict[int, int] = {}
-        path = cache_root() / f"{key}.npz"
+        path = cache_root() / "decontam" / f"{key}.npz"
         if cache and path.is_file():
             try:
                 self._load_cache(path)

@@ -1,7 +1,7 @@
 """Metrics of R1's evaluation protocol (paper §3), computed from per-problem records.
 
 For each problem we hold k sampled completions with: a verdict (correct or not), a cluster id (math-equivalent
-final answers share one, from `r1cli.rewards.engine.cluster_answers`; None = no answer), a format score, a length
+final answers share one, from `r1cli.grading.engine.cluster_answers`; None = no answer), a format score, a length
 in tokens and a finish reason. From those:
 
 - `pass@1`: mean correctness over the k samples, averaged over problems (the paper's pass@1 with k samples);
@@ -177,9 +177,9 @@ class Grader:
         self.format_fn = get_reward("format")
 
     def record(self, index: int, row: dict[str, Any], prompt: str, key: str, samples: Sequence[Any]) -> dict:
+        from r1cli.grading.answers import extract_answer
+        from r1cli.grading.engine import cluster_answers, grade
         from r1cli.prompts import as_written, prefilled_think
-        from r1cli.rewards.answers import extract_answer
-        from r1cli.rewards.engine import cluster_answers, grade
 
         prefix = prefilled_think(prompt)
         texts = [as_written(prefix, s.text) for s in samples]

@@ -132,8 +132,8 @@ class JudgeConfig:
 def prediction_text(completion: str, max_chars: int = 4000) -> str:
     """What the judge sees of a completion: its extracted final answer, else the summary after `</think>`,
     else the whole text (cut to `max_chars`, head and tail)."""
+    from r1cli.grading.answers import extract_answer
     from r1cli.prompts import split_reasoning
-    from r1cli.rewards.answers import extract_answer
 
     ans = extract_answer(completion)
     if ans:

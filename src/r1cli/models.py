@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from r1cli.artifacts import InputRef, combine_hashes, debug_rank_hash, hash_tree, read_manifest, resolve_input
 from r1cli.console import log
 from r1cli.errors import InputArtifactError, StageError
+from r1cli.runs import InputRef, combine_hashes, debug_rank_hash, hash_tree, read_manifest, resolve_input
 
 PRESETS = ("tiny", "tiny-test", "tiny-mix", "smollm2-135m")
 ADAPTER_CONFIG = "adapter_config.json"

@@ -125,10 +125,10 @@ def train_sft(cfg: Any, run: Any, train_ds: Any, *, resume: bool) -> dict[str, A
 
     from trl import SFTTrainer
 
-    from r1cli.checkpoints import last_complete_checkpoint, marker_callback
     from r1cli.console import held_logs, log
     from r1cli.data_io import quiet_datasets
     from r1cli.models import check_model, load_model, load_tokenizer, merge_adapter, model_ref, save_trained
+    from r1cli.runs import last_complete_checkpoint, marker_callback
     from r1cli.trainlog import run_train_loss
 
     with held_logs():  # a bad dataset or model leaves its error line alone on stderr

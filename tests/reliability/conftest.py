@@ -171,7 +171,7 @@ def kill_when(proc: subprocess.Popen, cond, rng: random.Random, timeout: float =
 
 # ---------------------------------------------------------------------------------------------- kill -9 at checkpoints
 
-MARKER = ".r1cli-complete"  # r1cli.checkpoints.MARKER: written only after a checkpoint's save finished
+MARKER = ".r1cli-complete"  # r1cli.runs.checkpoints.MARKER: written only after a checkpoint's save finished
 
 
 def ckpt_steps(root: Path, complete: bool = False) -> list[int]:

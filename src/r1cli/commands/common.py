@@ -6,7 +6,7 @@ print the results (a table, or one JSON object with `--json`) on stdout.
 
 Under `accelerate launch` / torchrun every rank runs this same driver: rank 0 alone prepares the output, writes
 config.yaml and manifest.json and prints the results; the other ranks train in step with it (DDP) and write only to
-a scratch folder (see `r1cli.artifacts`, and `debug_rank_hash` there for checking that the ranks agree).
+a scratch folder (see `r1cli.runs.folder`, and `r1cli.runs.ranks.debug_rank_hash` for checking that the ranks agree).
 """
 
 from __future__ import annotations
@@ -163,9 +163,9 @@ def run_stage(
     dry_run_rows: int = 2,
     preflight: bool = False,
 ) -> None:
-    from r1cli.artifacts import setup_processes
     from r1cli.config import build, config_values
     from r1cli.errors import UsageError
+    from r1cli.runs import setup_processes
     from r1cli.thirdparty import (
         allow_bitsandbytes,
         defer_bitsandbytes,
@@ -238,9 +238,9 @@ def execute(stage: str, module: Any, cfg: Any, kind: str, *, resume: bool, overw
     """Prepare the run folder, run the stage, write the manifest (last), print results."""
     import shutil
 
-    from r1cli.artifacts import RunDir, end_processes
     from r1cli.console import emit_json, log
     from r1cli.errors import ConfigError, InputArtifactError, UsageError
+    from r1cli.runs import RunDir, end_processes
 
     try:
         run = RunDir.prepare(cfg.output, stage, kind, overwrite=overwrite, resume=resume)

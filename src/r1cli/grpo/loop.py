@@ -43,8 +43,8 @@ def _preflight_before_training(cfg: Any, run: Any, trainer: Any, resumed: bool) 
     is the checkpoint's by then, not the one the check is about)."""
     import json
 
-    from r1cli.artifacts import atomic_write_text
     from r1cli.grpo.preflight import judge, log_report, run_preflight
+    from r1cli.runs import atomic_write_text
 
     path = run.path / PREFLIGHT
     if resumed:
@@ -69,8 +69,8 @@ def train_grpo(cfg: Any, run: Any, model: Any, tokenizer: Any, data: Any, funcs:
     metrics.jsonl, the preflight check, the held-out eval (`eval_every`; `heldout` = its loaded set, else loaded
     here), `--resume` from the newest complete checkpoint, then the model (or adapter) in `<run>/model` and the
     curves PNG. Returns the stage result: {metrics, manifest_extra: {preflight, heldout}}."""
-    from r1cli.checkpoints import last_complete_checkpoint, marker_callback
     from r1cli.models import save_trained
+    from r1cli.runs import last_complete_checkpoint, marker_callback
     from r1cli.trainlog import metrics_callback, read_metrics, run_train_loss, training_curves
 
     if not run.resume:

@@ -157,7 +157,7 @@ def _share(flags: list[bool]) -> float:
 
 
 def _no_answer(texts: list[str]) -> list[bool]:
-    from r1cli.rewards.answers import extract_answer
+    from r1cli.grading.answers import extract_answer
 
     return [extract_answer(t) is None for t in texts]
 
@@ -166,7 +166,7 @@ def _ungradable(rows: list[dict[str, Any]]) -> float | None:
     """Share of prompts with a gold answer the grader cannot use: blank, or unparseable by math-verify (rows of a
     built-in task are checked by the task's verifier and always count as gradable). Rows of `kind: general`
     (align's reward-model prompts) carry no gold and are left out; None when no row is left."""
-    from r1cli.rewards.engine import grade
+    from r1cli.grading.engine import grade
     from r1cli.tasks import available_tasks
 
     graded = [r for r in rows if r.get("kind", "reasoning") != "general"]

@@ -2,7 +2,7 @@
 
 The answer is the `<answer>…</answer>` content after the reasoning, read as math-verify reads it (a box, an answer
 in words with inline math, bare LaTeX), else the `\\boxed{}` after `</think>`; several different boxes are one
-multi-part answer (see `r1cli.rewards.answers` for the anti-hacking rules: nothing from inside the think block
+multi-part answer (see `r1cli.grading.answers` for the anti-hacking rules: nothing from inside the think block
 counts, and an answer giving several values scores 0 unless the gold has several values). A gold answer may be a
 bare answer or a full reference solution (math-verify's own extraction finds its answer). Equivalence is
 math-verify's (symbolic and numeric, fractions, sets, intervals, LaTeX), through the grading engine: each distinct
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from r1cli.rewards.engine import DEFAULT_TIMEOUT_S, grade_completions
+from r1cli.grading.engine import DEFAULT_TIMEOUT_S, grade_completions
 
 
 @dataclass
@@ -76,7 +76,7 @@ def _builtin_task(name: Any) -> Any:
 
 def _task_verdicts(completions: Sequence[Any], golds: Sequence[Any], tasks: Sequence[Any], columns: dict, p) -> list:
     """Rows of built-in tasks are judged by the task's verifier (the same one `r1 eval` uses), others by math-verify."""
-    from r1cli.rewards.answers import extract_answer
+    from r1cli.grading.answers import extract_answer
 
     out: list[float | None] = [None] * len(completions)
     rest = [i for i, t in enumerate(tasks) if _builtin_task(t) is None]

@@ -2,7 +2,7 @@
 
 The program is the last fenced Python block (```` ```python ````, ```` ```py ```` or a bare ```` ``` ````) of the
 answer: the `<answer>` tag's content if present (raw code is accepted there), else the text after `</think>`, else
-the whole completion (nothing from inside an unclosed think block). It runs in `r1cli.rewards.sandbox`, one
+the whole completion (nothing from inside an unclosed think block). It runs in `r1cli.grading.sandbox`, one
 sandbox per completion, one forked process per test case.
 
 Test cases come from the dataset row, column `tests` (param `tests_column`), or open-r1's `verification_info`,
@@ -37,8 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from r1cli.grading.sandbox import SandboxLimits, TestRun, run_tests
 from r1cli.prompts import THINK_CLOSE, THINK_OPEN, completion_text, extract_answer_tag, split_reasoning
-from r1cli.rewards.sandbox import SandboxLimits, TestRun, run_tests
 
 _FENCE = re.compile(r"```")
 _PY_TAGS = {"", "python", "py", "python3", "py3"}
@@ -238,7 +238,7 @@ def score_program(code: str | None, cases: list[Case], p: CodeParams) -> float |
 def build_code(p: CodeParams):
     limits = p.limits()
     if limits.isolation == "bwrap":
-        from r1cli.rewards.sandbox import probe
+        from r1cli.grading.sandbox import probe
 
         if probe().bwrap is None:
             raise ValueError(

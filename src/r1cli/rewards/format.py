@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from r1cli.grading.answers import last_boxed
 from r1cli.prompts import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, completion_text
-from r1cli.rewards.answers import last_boxed
 
 
 @dataclass

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from r1cli.grading.engine import DEFAULT_TIMEOUT_S, grade_completions
 from r1cli.prompts import completion_text
-from r1cli.rewards.engine import DEFAULT_TIMEOUT_S, grade_completions
 
 Unit = Literal["tokens", "chars", "words"]
 

@@ -114,7 +114,7 @@ def format_pair(tokenizer: Any, question: str, response: str) -> str:
 
 def resolve_reward_model(spec: str) -> str:
     """An `r1 reward-model` run folder -> its `model/`; a local HF folder as is; anything else is a hub id."""
-    from r1cli.artifacts import resolve_input
+    from r1cli.runs import resolve_input
 
     ref = resolve_input(spec, "model", name="reward model")
     return str(ref.path) if ref.path is not None else str(spec)

@@ -190,7 +190,7 @@ def _setup(cfg: Any, run: Any) -> tuple[Any, Any, Any, list[Any]]:
     log("rewards: " + ", ".join(f"{f.__name__} ({'/'.join(f.kinds)})" for f in funcs) + f" (weights {weights})")
     run.add_input(model_ref(cfg.model))
     if cfg.reward_model:
-        from r1cli.artifacts import resolve_input
+        from r1cli.runs import resolve_input
 
         run.add_input(resolve_input(cfg.reward_model, "model", name="reward_model"))
     model, tokenizer = load_model(cfg, for_training=True)

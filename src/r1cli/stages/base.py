@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from r1cli.artifacts import InputRef, RunDir
 from r1cli.configs import BaseConfig
 from r1cli.console import log
+from r1cli.runs import InputRef, RunDir
 
 # cache bookkeeping files that describe the cache entry, not the model (left out of the run's copy)
 _CACHE_ONLY = {".r1cli-complete.json"}
@@ -104,7 +104,7 @@ def _heldout(cfg: BaseConfig, model_dir: Path) -> dict[str, Any] | None:
 
 
 def run(cfg: BaseConfig, run: RunDir) -> dict[str, Any]:
-    from r1cli.smollm2 import cache_root
+    from r1cli.paths import cache_root
 
     before = _inodes(cache_root())
     t0 = time.perf_counter()

@@ -39,10 +39,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from r1cli.artifacts import InputRef, dataset_summary, read_manifest
 from r1cli.console import log
 from r1cli.data_io import save_dataset
 from r1cli.errors import ConfigError, InputArtifactError, StageError
+from r1cli.runs import InputRef, dataset_summary, read_manifest
 
 TRACES = "traces.jsonl"
 DEFAULT_TASK_PROMPTS = 1000
@@ -94,7 +94,7 @@ def protocol_key(cfg: Any, rendered: str, teacher_hash: str | None = None) -> st
 def write_traces(cfg: Any, run: Any, rows: list[dict[str, Any]], builtin: bool, teacher_hash: str | None = None
                  ) -> list[list[dict[str, Any]]]:
     """Every prompt's traces [{text, n_tokens, finish_reason}] * num_traces, generated or read back from the log."""
-    from r1cli.keyedlog import KeyedLog
+    from r1cli.runs import KeyedLog
     from r1cli.teacher import open_teacher
 
     path = run.path / TRACES

@@ -8,8 +8,8 @@ seed 0, so runs with different sampling seeds compare on the same problems. A ch
 `<think>` (R1-distill style), or `think_prefix: true`, leaves the opening tag in the prompt: it is put back in
 front of the completion before the answer is extracted and the format is scored.
 
-Grading: answers are extracted by `r1cli.rewards.answers.extract_answer` (no answer from inside the think block,
-no hedging) and judged by the rewards engine (`grade`, math-verify equivalence) for math benchmarks, or by the
+Grading: answers are extracted by `r1cli.grading.answers.extract_answer` (no answer from inside the think block,
+no hedging) and judged by the grading engine (`grade`, math-verify equivalence) for math benchmarks, or by the
 task's own verifier for built-in tasks (countdown accepts any valid expression). cons@k clusters answers with
 `cluster_answers` (math equivalence). A gold answer the engine cannot parse makes that problem's samples wrong and
 is counted in `ungradable`. Metrics and intervals: `r1cli.evaluation`.
@@ -32,11 +32,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from r1cli.artifacts import RunDir, atomic_write_text, resolve_input
 from r1cli.console import log
 from r1cli.errors import InputArtifactError, UsageError
 from r1cli.evaluation import Grader  # noqa: F401  (grading lives beside the metrics: `r1 rl`'s held-out eval uses it)
-from r1cli.keyedlog import KeyedLog
+from r1cli.runs import KeyedLog, RunDir, atomic_write_text, resolve_input
 
 SAMPLES = "samples.jsonl"
 RESULTS = "results.json"
@@ -268,7 +267,7 @@ def find_results(path: Path) -> Path:
 
 def stage_minutes(eval_run: Path) -> float | None:
     """Wall minutes of the stage that made the evaluated model (its run's manifest), None when unknown."""
-    from r1cli.artifacts import read_manifest
+    from r1cli.runs import read_manifest
 
     m = read_manifest(Path(eval_run)) or {}
     spec = next((i.get("spec") for i in m.get("inputs", []) if i.get("name") == "model"), None)

@@ -22,9 +22,10 @@ a prefilled `<think>` put back), `answer`, `task`, `source` (reject_sample / pas
 `r1 coldstart --input <this run>` reads it as prompt/completion rows.
 
 **Shards and resume.** The prompts (after decontamination, in input order) are cut into shards of `shard_size`.
-Each finished shard is written to `shards/shard-NNNNN.jsonl` (temp file + fsync + rename), then its completion
-marker `shard-NNNNN.json` (the shard's protocol key, counts and the sha256 of the rows file). `--resume` keeps
-every shard whose marker and rows agree and regenerates the rest; a marker made with other settings is refused.
+Each finished shard is one record of `shards.jsonl`, the keyed log (`r1cli.runs.KeyedLog`, as eval's samples and
+distill's traces): the shard's protocol key, its output rows and counts, one line flushed and fsync'd before the
+next shard starts. `--resume` drops a torn last line, keeps every shard with a record and regenerates the rest; a
+record made with other settings is refused.
 Sampling is seeded per (seed, prompt, sample) by the generation engine and a shard always decodes the same rows
 in the same batch shapes (`batch_size` defaults to the shard's row count, capped at 512, never to a
 memory-dependent size), so a resumed run writes exactly the rows an uninterrupted one writes (with the `hf`
@@ -40,15 +41,14 @@ import json
 import os
 import shutil
 import time
-from pathlib import Path
 from typing import Any
 
-from r1cli.artifacts import RunDir, atomic_write_text, dataset_summary, sha256_file
 from r1cli.console import log
 from r1cli.data_io import save_dataset
-from r1cli.errors import InputArtifactError, UsageError
+from r1cli.errors import InputArtifactError
+from r1cli.runs import KeyedLog, RunDir, dataset_summary
 
-SHARDS = "shards"
+SHARDS = "shards.jsonl"
 OUT_COLUMNS = ("prompt", "completion", "answer", "task", "source", "prompt_index", "sample")
 REJECT_BUCKETS = ("truncated", "format", "paragraph", "code_block", "repetition", "language_mixing", "incorrect",
                   "unverifiable", "judge_no_verdict", "duplicate", "over_max_keep")
@@ -106,47 +106,6 @@ def shard_key(cfg: Any, rows: list[dict[str, Any]], batch_size: int, model_hash:
         sort_keys=True, default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-class ShardStore:
-    """`shards/shard-NNNNN.jsonl` (rows) + `shard-NNNNN.json` (marker: key, counts, sha256 of the rows file)."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-
-    def rows_path(self, k: int) -> Path:
-        return self.root / f"shard-{k:05d}.jsonl"
-
-    def marker_path(self, k: int) -> Path:
-        return self.root / f"shard-{k:05d}.json"
-
-    def load(self, k: int, key: str) -> tuple[list[dict], dict] | None:
-        """The finished shard k, or None when it must be (re)made; a shard made with other settings is refused."""
-        mp, rp = self.marker_path(k), self.rows_path(k)
-        if not mp.is_file():
-            return None
-        try:
-            marker = json.loads(mp.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return None
-        if marker.get("key") != key:
-            raise UsageError(
-                f"--resume: shard {k} in {self.root} was made with another model, prompt set or settings",
-                hint="resume with the same settings, or use a new --output (or --overwrite)",
-            )
-        if not rp.is_file() or sha256_file(rp) != marker.get("sha256"):
-            return None
-        rows = [json.loads(line) for line in rp.read_text(encoding="utf-8").splitlines() if line]
-        if len(rows) != marker.get("rows"):
-            return None
-        return rows, marker["counts"]
-
-    def write(self, k: int, key: str, rows: list[dict], counts: dict[str, Any]) -> None:
-        text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
-        atomic_write_text(self.rows_path(k), text)
-        marker = {"key": key, "rows": len(rows), "sha256": sha256_file(self.rows_path(k)), "counts": counts}
-        atomic_write_text(self.marker_path(k), json.dumps(marker, sort_keys=True) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------- one shard
@@ -340,42 +299,47 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
         raise InputArtifactError("no prompts left to sample (the input is empty or fully contaminated)",
                                  hint="check the input, or the eval_sets used for decontamination")
     shards = [rows[i : i + cfg.shard_size] for i in range(0, len(rows), cfg.shard_size)]
-    store_root = run.path / SHARDS
-    if not run.resume and store_root.exists():
-        shutil.rmtree(store_root)
-    store = ShardStore(store_root)
+    log_path = run.path / SHARDS
+    if not run.resume:
+        log_path.unlink(missing_ok=True)
     worker = ShardWorker(cfg, builtin)
     from r1cli.models import model_ref
 
     mref = model_ref(cfg.model)
     run.add_input(mref)
-    results: list[tuple[list[dict], dict] | None] = []
+    results: list[tuple[list[dict], dict] | None] = [None] * len(shards)
     keys = []
-    for k, shard in enumerate(shards):
+    for shard in shards:
         bs = cfg.batch_size or min(MAX_AUTO_BATCH, max(1, sum(has_answer(r) for r in shard)) * cfg.n)
         keys.append((shard_key(cfg, shard, bs, mref.content_hash), bs))
-        results.append(store.load(k, keys[-1][0]) if run.resume else None)
-    resumed = sum(r is not None for r in results)
-    if resumed:
-        log(f"resume: {resumed} of {len(shards)} shards already done")
-    seconds = 0.0  # sampling + grading + writing shards, model loading excluded
-    made = made_samples = made_rows = 0
-    with run.timed("shards"):
-        for k, shard in enumerate(shards):
-            if results[k] is not None:
-                continue
-            if any(has_answer(r) for r in shard):
-                worker.load(run)
-            t0 = time.perf_counter()
-            out, counts = worker.process(k * cfg.shard_size, shard, keys[k][1])
-            store.write(k, keys[k][0], out, counts)
-            seconds += time.perf_counter() - t0
-            results[k] = (out, counts)
-            made += 1
-            made_samples += counts["samples"]
-            made_rows += len(out)
-            log(f"shard {k + 1}/{len(shards)}: {counts['kept']} kept of {counts['samples']} samples"
-                + (f", {counts['passthrough']} passed through" if counts["passthrough"] else ""))
+    logged = KeyedLog(log_path)
+    try:
+        todo = logged.todo("shards", [key for key, _ in keys], "shard", why="another model, prompt set or settings")
+        for k in sorted(set(range(len(shards))) - set(todo)):
+            rec = logged.get("shards", k)
+            results[k] = (rec["rows"], rec["counts"])
+        resumed = len(shards) - len(todo)
+        if resumed:
+            log(f"resume: {resumed} of {len(shards)} shards already done")
+        seconds = 0.0  # sampling + grading + writing shards, model loading excluded
+        made = made_samples = made_rows = 0
+        with run.timed("shards"):
+            for k in todo:
+                shard = shards[k]
+                if any(has_answer(r) for r in shard):
+                    worker.load(run)
+                t0 = time.perf_counter()
+                out, counts = worker.process(k * cfg.shard_size, shard, keys[k][1])
+                logged.write({"group": "shards", "index": k, "key": keys[k][0], "counts": counts, "rows": out})
+                seconds += time.perf_counter() - t0
+                results[k] = (out, counts)
+                made += 1
+                made_samples += counts["samples"]
+                made_rows += len(out)
+                log(f"shard {k + 1}/{len(shards)}: {counts['kept']} kept of {counts['samples']} samples"
+                    + (f", {counts['passthrough']} passed through" if counts["passthrough"] else ""))
+    finally:
+        logged.close()
     total: dict[str, Any] = {}
     out_rows: list[dict] = []
     for got in results:

@@ -151,9 +151,9 @@ def run(cfg: Any, run: Any) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
     from trl import RewardTrainer
 
-    from r1cli.checkpoints import last_complete_checkpoint, marker_callback
     from r1cli.models import ADAPTER_CONFIG, default_device, model_ref, resolve_model, torch_dtype
     from r1cli.rewards.reward_model import STATS_FILE
+    from r1cli.runs import last_complete_checkpoint, marker_callback
     from r1cli.trainlog import metrics_callback, run_train_loss
 
     run.add_input(model_ref(cfg.model))

@@ -212,7 +212,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def _load_folder(p: Path) -> list[dict[str, Any]]:
-    from r1cli.artifacts import resolve_input
+    from r1cli.runs import resolve_input
 
     ref = resolve_input(str(p), "dataset", name="benchmark", allow_hub=False)
     import datasets

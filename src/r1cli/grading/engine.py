@@ -1,7 +1,7 @@
 """The grading engine: one batch API that says whether answers match gold answers, used by every stage.
 
 `grade(predictions, golds)` -> `list[bool | None]` (None: the gold answer cannot be parsed, so the item cannot be
-judged). `grade_completions` first extracts the answer (`r1cli.rewards.answers.extract_answer`).
+judged). `grade_completions` first extracts the answer (`r1cli.grading.answers.extract_answer`).
 `cluster_answers` groups math-equivalent answers for majority voting (cons@k).
 
 How it is fast:
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from r1cli.rewards.answers import extract_answer, is_canonical_int, is_multi_part, normalize_gold, too_long
+from r1cli.grading.answers import extract_answer, is_canonical_int, is_multi_part, normalize_gold, too_long
 
 DEFAULT_TIMEOUT_S = 2.0
 _UNITS_PER_BATCH = 32
@@ -106,10 +106,10 @@ class GradingPool:
         methods = mp.get_all_start_methods()
         self.ctx = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:
-            self.ctx.set_forkserver_preload(["r1cli.rewards._mv_worker"])
+            self.ctx.set_forkserver_preload(["r1cli.grading._mv_worker"])
 
     def _spawn(self) -> _Worker:
-        from r1cli.rewards import _mv_worker
+        from r1cli.grading import _mv_worker
 
         parent, child = self.ctx.Pipe(duplex=True)
         proc = self.ctx.Process(target=_mv_worker.main, args=(child, self.memory_mb), daemon=True)

@@ -3,7 +3,8 @@
 Each record holds `group` and `index` (which item) and `key` (a hash of everything the item depends on: model,
 prompt, sampling protocol). A resumed run reads the log, drops a torn last line, and regenerates only the items
 without a record; a record whose key differs was made under another protocol and is refused, so a resume never
-mixes two protocols. `r1 eval` (samples.jsonl, one group per benchmark) and `r1 distill` (traces.jsonl) use it.
+mixes two protocols. `r1 eval` (samples.jsonl, one group per benchmark), `r1 distill` (traces.jsonl, one record per
+prompt) and `r1 reject-sample` (shards.jsonl, one record per shard of prompts) use it.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ class KeyedLog:
             with open(self.path, "r+b") as f:
                 f.truncate(good)
 
-    def todo(self, group: str, keys: list[str], what: str) -> list[int]:
-        """Indices of `group` without a record; a record made under another key (protocol) is a usage error."""
+    def todo(self, group: str, keys: list[str], what: str,
+             why: str = "another model, prompt or sampling protocol") -> list[int]:
+        """Indices of `group` without a record; a record made under another key (protocol) is a usage error
+        ("... holds {what} {i} made with {why}")."""
         out = []
         for i, key in enumerate(keys):
             old = self.records.get((group, i))
@@ -52,7 +55,7 @@ class KeyedLog:
                 out.append(i)
             elif old.get("key") != key:
                 raise UsageError(
-                    f"--resume: {self.path.name} holds {what} {i} made with another model, prompt or sampling protocol",
+                    f"--resume: {self.path.name} holds {what} {i} made with {why}",
                     hint="resume with the same settings, or use a new --output (or --overwrite)",
                 )
         return out

@@ -1,6 +1,6 @@
 """In-sandbox harness: runs a candidate program once per test case, each in a forked child. Stdlib only.
 
-Executed by `r1cli.rewards.sandbox` as `python -I -S -B -c <this file's source>` inside the sandbox, as the
+Executed by `r1cli.grading.sandbox` as `python -I -S -B -c <this file's source>` inside the sandbox, as the
 unprivileged sandbox uid, under its rlimits. Reads one JSON job on stdin:
 
     {"code": str, "tests": [{"kind": "stdio", "input": str} | {"kind": "call", "expr": str}

@@ -1,4 +1,4 @@
-"""Run folders, manifests and input checks.
+"""Run folders, manifests, input checks, atomic writes and hashing.
 
 A stage's output folder holds `data/` (a `datasets.save_to_disk` folder) or `model/` (a `save_pretrained`
 folder or PEFT adapter), `config.yaml` (the resolved config, written first) and `manifest.json`, written last
@@ -10,7 +10,7 @@ prepares the output folder (the not-empty / --overwrite / --resume checks) and w
 manifest; the others wait for its verdict (one broadcast, which is also the barrier), raise the same error when it
 failed, and get a private scratch folder as their `RunDir.path` (removed by `RunDir.close`), so whatever a stage
 writes through `run.path` on them never lands in the output. Rank and world size come from the launcher's
-environment, so a single process never imports torch here.
+environment (`r1cli.runs.ranks`), so a single process never imports torch here.
 
 Manifest schema (version 1):
     schema_version, kind ("dataset" | "model" | "eval"), stage, r1cli_version, git_sha, created_at, status,
@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from r1cli import __version__
 from r1cli.errors import ConfigError, InputArtifactError, R1Error, StageError, UsageError
+from r1cli.runs.ranks import broadcast_from_main, is_main_process, process_rank, world_size
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -95,7 +96,7 @@ def combine_hashes(files: dict[str, str]) -> str:
 
 def git_sha() -> str | None:
     try:
-        root = Path(__file__).resolve().parents[2]
+        root = Path(__file__).resolve().parents[3]  # src/r1cli/runs/folder.py -> the checkout
         r = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
         )
@@ -207,113 +208,6 @@ def resolve_input(spec: str | Path, expect: Kind, name: str = "input", allow_hub
         f"{name} {s!r} does not exist" + (" and is not a hub id (org/name)" if allow_hub else ""),
         hint="check the path, or run the stage that produces it first",
     )
-
-
-# ---------------------------------------------------------------------------------------------- ranks
-
-
-def _env_int(names: tuple[str, ...], default: int) -> int:
-    for n in names:
-        v = os.environ.get(n)
-        if v not in (None, ""):
-            return int(v)
-    return default
-
-
-def world_size() -> int:
-    """Processes in this launch (torchrun / accelerate / mpirun environment); 1 outside a launcher."""
-    return _env_int(("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"), 1)
-
-
-def process_rank() -> int:
-    """This process's global rank (0 outside a launcher)."""
-    return _env_int(("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK"), 0)
-
-
-def is_main_process() -> bool:
-    return process_rank() == 0
-
-
-def setup_processes() -> None:
-    """Call before building a trainer config. Under a multi-process launch on a machine without CUDA, set
-    `ACCELERATE_USE_CPU=true` so that TrainingArguments and accelerate use DDP over gloo (the GPU launcher that
-    `accelerate launch --multi_gpu` / `distributed_type: MULTI_GPU` uses does not set it; without it every rank
-    would train alone), and silence `log()` on ranks other than 0 unless R1CLI_DEBUG is set."""
-    if world_size() <= 1:
-        return
-    import torch
-
-    if not torch.cuda.is_available():
-        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
-    if not is_main_process() and os.environ.get("R1CLI_DEBUG", "") in ("", "0", "false"):
-        os.environ["R1CLI_QUIET"] = "1"
-
-
-def _dist() -> Any:
-    """`torch.distributed`, initialised through `accelerate.PartialState` if needed; None for one process."""
-    if world_size() <= 1:
-        return None
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        from accelerate import PartialState
-
-        PartialState(cpu=not torch.cuda.is_available())
-    return dist
-
-
-def broadcast_from_main(obj: Any) -> Any:
-    """Rank 0's `obj` on every rank (a barrier too); `obj` itself for one process."""
-    dist = _dist()
-    if dist is None:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def barrier() -> None:
-    dist = _dist()
-    if dist is not None:
-        dist.barrier()
-
-
-def end_processes(wait: bool = True) -> None:
-    """Wait for every rank (unless `wait` is False: on an error path), then destroy the process group (a gloo group
-    left to the interpreter's exit can abort it with "terminate called without an active exception", turning a
-    clean exit code into 134). No-op for one process."""
-    if world_size() <= 1:
-        return
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        if wait:
-            dist.barrier()
-        dist.destroy_process_group()
-
-
-def debug_rank_hash(model: Any, out_dir: str | Path) -> None:
-    """Debug aid for multi-process tests, a no-op unless `R1CLI_DEBUG_RANK_HASH=DIR` is set: append to
-    `DIR/rank<N>.json` the sha256 of `model`'s state dict (every tensor's bytes, keys sorted) as this rank holds it
-    in memory, with the folder it was being saved to and the process group this rank trained in."""
-    folder = os.environ.get("R1CLI_DEBUG_RANK_HASH")
-    if not folder:
-        return
-    import torch
-
-    h = hashlib.sha256()
-    for k, t in sorted(model.state_dict().items()):
-        h.update(k.encode() + b"\0" + str(t.dtype).encode() + str(tuple(t.shape)).encode())
-        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    rec: dict[str, Any] = {"rank": process_rank(), "world_size": world_size(), "saves": []}
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        rec.update(backend=torch.distributed.get_backend(), group_size=torch.distributed.get_world_size())
-    path = Path(folder) / f"rank{process_rank()}.json"
-    if path.is_file():
-        rec["saves"] = json.loads(path.read_text(encoding="utf-8"))["saves"]
-    rec["saves"].append({"dir": str(out_dir), "state_dict_sha256": h.hexdigest()})
-    atomic_write_text(path, json.dumps(rec, indent=1) + "\n")
 
 
 _ERRORS: dict[str, type[R1Error]] = {c.__name__: c for c in (ConfigError, UsageError, InputArtifactError, StageError)}

@@ -1,7 +1,7 @@
 """The grading worker: a process that parses and compares answers with math-verify.
 
 Runs in its own process, in that process's main thread, so math-verify's SIGALRM timeouts work. The parent
-(`r1cli.rewards.engine`) also enforces its own per-item deadline and kills a worker that overruns it (sympy can
+(`r1cli.grading.engine`) also enforces its own per-item deadline and kills a worker that overruns it (sympy can
 sit in C code where no signal handler runs, e.g. evaluating `9^{9^{9^9}}`), so these timeouts are the first line
 of defence, not the only one. This module is preloaded in the forkserver: a fresh worker forks in milliseconds
 with sympy and the LaTeX parser already imported.
@@ -28,7 +28,7 @@ from math_verify import parse, verify
 from sympy import FiniteSet, Interval, Tuple
 from sympy.core.relational import Relational
 
-from r1cli.rewards.answers import fallback_input, is_canonical_int, is_multi_part, is_number, parse_inputs
+from r1cli.grading.answers import fallback_input, is_canonical_int, is_multi_part, is_number, parse_inputs
 
 _CACHE_SIZE = 4096
 
@@ -83,7 +83,7 @@ def _quiet_logs() -> None:
 
 
 def _parse(text: str, timeout: int) -> list[Any]:
-    """All readings of `text` (see `r1cli.rewards.answers.parse_inputs`), pooled: verify matches any pair."""
+    """All readings of `text` (see `r1cli.grading.answers.parse_inputs`), pooled: verify matches any pair."""
     out: list[Any] = []
     for inp in parse_inputs(text):
         out.extend(_parse_one(inp, timeout))
@@ -238,4 +238,4 @@ def _warm_up() -> None:
 _warm_up()
 
 if __name__ == "__main__":  # pragma: no cover - started through multiprocessing only
-    raise SystemExit(f"{os.path.basename(__file__)} is started by r1cli.rewards.engine")
+    raise SystemExit(f"{os.path.basename(__file__)} is started by r1cli.grading.engine")
