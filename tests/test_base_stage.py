@@ -55,7 +55,7 @@ def test_eval_n_zero_skips_the_report(tiny_base_path, tmp_path):
 
 
 def test_train_steps_is_for_tiny_presets_only():
-    from r1cli.config import load_config
+    from r1cli.config_loader import load_config
     from r1cli.errors import ConfigError
 
     with pytest.raises(ConfigError) as e:

@@ -8,7 +8,7 @@ from typing import Literal, Optional
 
 import pytest
 
-from r1cli.config import build, describe_fields, dump_yaml, load_config, parse_set
+from r1cli.config_loader import build, describe_fields, dump_yaml, load_config, parse_set
 from r1cli.configs import BaseConfig, DataConfig, EvalConfig
 from r1cli.errors import ConfigError
 

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from r1cli.config import build
+from r1cli.config_loader import build
 from r1cli.dryrun import InputRecorder
 from r1cli.prompts import THINK_OPEN, as_written, prefilled_think
 from r1cli.tasks.benchmarks import shared_data_dir

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from chat_server import ChatServer
-from r1cli.config import build
+from r1cli.config_loader import build
 
 
 def _select_cfg(**kw):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from r1cli.commands.common import STAGES, config_class
-from r1cli.config import load_config
+from r1cli.config_loader import load_config
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*/*.yaml"))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from r1cli.config import build
+from r1cli.config_loader import build
 from r1cli.prompts import as_written, prefilled_think
 
 G = 2
@@ -24,12 +24,12 @@ def test_rollout_and_eval_see_identical_tokens_and_reward_inputs(tiny_base_path,
 
     from r1cli.configs import EvalConfig
     from r1cli.generation import _HFEngine, eos_token_ids, generate
-    from r1cli.grpo.config import RLConfig
     from r1cli.grpo.trainer import R1GRPOTrainer
     from r1cli.models import load_model
     from r1cli.rewards import build_rewards
     from r1cli.stages import eval as eval_stage
     from r1cli.stages.rl import rollout_dataset
+    from r1cli.stages.rl_config import RLConfig
     from r1cli.tasks.benchmarks import load_benchmark
 
     bench = load_benchmark("arith", limit=12, seed=0)

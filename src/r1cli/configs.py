@@ -17,7 +17,7 @@ from r1cli.decontam import DEFAULT_EVAL_SETS
 _LAZY = {
     "ColdstartConfig": "r1cli.stages.sft_config",
     "DistillConfig": "r1cli.stages.sft_config",
-    "RLConfig": "r1cli.grpo.config",
+    "RLConfig": "r1cli.stages.rl_config",
     "AlignConfig": "r1cli.stages.align_config",
     "RejectSampleConfig": "r1cli.stages.reject_sample_config",
     "RewardModelConfig": "r1cli.stages.reward_model_config",

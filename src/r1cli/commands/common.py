@@ -137,7 +137,7 @@ def config_class(stage: str) -> type:
 def _print_config(cfg: Any) -> None:
     import yaml
 
-    from r1cli.config import describe_fields, to_plain
+    from r1cli.config_loader import describe_fields, to_plain
 
     plain = to_plain(cfg)
     lines = []
@@ -164,7 +164,7 @@ def run_stage(
     preflight: bool = False,
 ) -> None:
     from r1cli.artifacts import setup_processes
-    from r1cli.config import build, config_values
+    from r1cli.config_loader import build, config_values
     from r1cli.errors import UsageError
     from r1cli.thirdparty import (
         allow_bitsandbytes,

@@ -95,7 +95,7 @@ def has_answer(row: dict[str, Any]) -> bool:
 
 def shard_key(cfg: Any, rows: list[dict[str, Any]], batch_size: int, model_hash: str | None = None) -> str:
     """What a shard's rows depend on (the model's content hash too, when known): a resumed run must match it."""
-    from r1cli.config import to_plain
+    from r1cli.config_loader import to_plain
 
     blob = json.dumps(
         [cfg.model, model_hash, cfg.revision, cfg.n, cfg.max_keep, cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.seed,

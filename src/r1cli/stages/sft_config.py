@@ -1,6 +1,6 @@
 """Configs of the SFT stages (`r1 coldstart`, `r1 distill`): TRL's `SFTConfig` plus r1cli's fields.
 
-Precedence and validation as every config (see `r1cli.config`). `output_dir` (TRL's checkpoint folder) is derived
+Precedence and validation as every config (see `r1cli.config_loader`). `output_dir` (TRL's checkpoint folder) is derived
 from `output`: `<output>/checkpoints`.
 """
 
