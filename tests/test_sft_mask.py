@@ -32,7 +32,7 @@ def first_batch(tiny_base_path, tmp_path, monkeypatch):
 
     from r1cli.config_loader import build
     from r1cli.sft import train_sft
-    from r1cli.stages.sft_config import ColdstartConfig
+    from r1cli.stages.coldstart_config import ColdstartConfig
 
     seen: dict = {}
 
