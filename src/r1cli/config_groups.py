@@ -144,6 +144,14 @@ class Rendering:
     )
     think_prefix: bool = field(default=False, metadata={"help": "Prefill `<think>\\n` after the generation prompt."})
 
+    def render(self, question: str, *, builtin_task: bool, tokenizer: Any) -> str:
+        """The text the model is conditioned on: `r1cli.prompts.render_prompt` with this config's template,
+        instruction and prefill."""
+        from r1cli.prompts import render_prompt
+
+        return render_prompt(question, builtin_task=builtin_task, tokenizer=tokenizer, template=self.template,
+                             instruction=self.instruction, think_prefix=self.think_prefix)
+
 
 @dataclass
 class TrainerOverrides:
