@@ -135,7 +135,7 @@ def stage_module(stage: str) -> str:
 
 
 def config_class(stage: str) -> type:
-    """The stage's config class (a trainer stage's imports TRL)."""
+    """The stage's config class (importing a trainer stage's config imports TRL)."""
     return getattr(importlib.import_module(stage_module(stage) + "_config"), STAGES[stage][0])
 
 
