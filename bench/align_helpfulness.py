@@ -21,7 +21,7 @@ import sys
 
 
 def _policy_scores(spec: str, rows: list[dict], args, rewards: dict) -> dict:
-    from r1cli.configs import ModelArgs
+    from r1cli.config_groups import ModelArgs
     from r1cli.generation import generate
     from r1cli.models import load_model
     from r1cli.prompts import render_prompt

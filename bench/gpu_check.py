@@ -140,12 +140,12 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     import torch
     from datasets import Dataset
 
-    from r1cli.config import build
-    from r1cli.grpo.config import RLConfig
+    from r1cli.config_loader import build
     from r1cli.grpo.trainer import R1GRPOTrainer
     from r1cli.models import count_parameters, load_model
     from r1cli.prompts import render_prompt
     from r1cli.rewards import build_rewards
+    from r1cli.stages.rl_config import RLConfig
     from r1cli.tasks import get_task
 
     t_start = time.perf_counter()

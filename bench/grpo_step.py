@@ -111,7 +111,7 @@ def dataset(tok: Any, n: int, which: str) -> Any:
 
 
 def make_config(out_dir: str, a: argparse.Namespace, **kw: Any) -> Any:
-    from r1cli.grpo.config import RLConfig
+    from r1cli.stages.rl_config import RLConfig
 
     base = dict(
         output_dir=out_dir,

@@ -45,9 +45,9 @@ def main() -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from r1cli.config import load_config
-    from r1cli.grpo.config import RLConfig
+    from r1cli.config_loader import load_config
     from r1cli.stages.rl import prompt_rows
+    from r1cli.stages.rl_config import RLConfig
 
     cfg = load_config(RLConfig, recipe=a.recipe, overrides={"model": a.model, "train_size": a.n, "seed": a.seed})
     G = cfg.num_generations

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from r1cli.config import build
+from r1cli.config_loader import build
 from r1cli.errors import ConfigError
 
 
@@ -38,7 +38,7 @@ def test_config_derives_rewards_from_kinds(tmp_path):
     assert hp == {"model": "runs/x/rm", "normalize": "zscore", "device": "auto", "kinds": ["general"]}
     assert cfg.rewards[3]["params"]["normalize"] == "sigmoid"
     # a dumped config (rewards written out) loads back
-    from r1cli.config import to_plain
+    from r1cli.config_loader import to_plain
 
     again = build(type(cfg), {k: v for k, v in to_plain(cfg).items() if k in ("model", "output", "mixture",
                   "rewards_by_kind", "reward_model", "rewards", "reward_weights", "num_generations",

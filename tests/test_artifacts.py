@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from r1cli.configs import DataConfig
 from r1cli.errors import InputArtifactError, UsageError
 from r1cli.runs import RunDir, atomic_write_text, read_manifest, resolve_input
+from r1cli.stages.data_config import DataConfig
 
 
 def _finished_run(tmp_path, kind="dataset", stage="data", name="run"):

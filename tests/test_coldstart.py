@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from r1cli.config import build
+from r1cli.config_loader import build
 
 
 def _rows(n=24):
@@ -21,7 +21,7 @@ def sft_file(tmp_path_factory):
 
 
 def _cfg(model, data, out, **kw):
-    from r1cli.stages.sft_config import ColdstartConfig
+    from r1cli.stages.coldstart_config import ColdstartConfig
 
     values = {
         "model": str(model),
@@ -89,8 +89,8 @@ def test_lora_coldstart_then_merge(tiny_base_path, sft_file, tmp_path):
     from transformers import AutoModelForCausalLM
 
     from r1cli.commands.common import execute
-    from r1cli.configs import MergeConfig
     from r1cli.stages import merge
+    from r1cli.stages.merge_config import MergeConfig
 
     out = tmp_path / "lora"
     _run(_cfg(tiny_base_path, sft_file, out, use_peft=True, lora_r=4, lora_alpha=8, save_strategy="no"))

@@ -8,9 +8,11 @@ from typing import Literal, Optional
 
 import pytest
 
-from r1cli.config import build, describe_fields, dump_yaml, load_config, parse_set
-from r1cli.configs import BaseConfig, DataConfig, EvalConfig
+from r1cli.config_loader import build, describe_fields, dump_yaml, load_config, parse_set
 from r1cli.errors import ConfigError
+from r1cli.stages.base_config import BaseConfig
+from r1cli.stages.data_config import DataConfig
+from r1cli.stages.eval_config import EvalConfig
 
 
 class Color(Enum):

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from r1cli.config import build
+from r1cli.config_loader import build
 from r1cli.dryrun import InputRecorder
 from r1cli.prompts import THINK_OPEN, as_written, prefilled_think
 from r1cli.tasks.benchmarks import shared_data_dir
@@ -82,9 +82,9 @@ def _tok(model):
 def _dry(stage: str, values: dict) -> object:
     import importlib
 
-    from r1cli.commands.common import STAGES, config_class
+    from r1cli.commands.common import config_class, stage_module
 
-    mod = importlib.import_module(STAGES[stage][2])
+    mod = importlib.import_module(stage_module(stage))
     return mod.dry_run(build(config_class(stage), values), 1, InputRecorder())
 
 

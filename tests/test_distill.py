@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from chat_server import ChatServer
-from r1cli.config import build
+from r1cli.config_loader import build
 
 
 def _select_cfg(**kw):
@@ -61,7 +61,7 @@ def test_select_traces_keeps_correct_readable_distinct():
 
 
 def _cfg(model, out, **kw):
-    from r1cli.stages.sft_config import DistillConfig
+    from r1cli.stages.distill_config import DistillConfig
 
     values = {
         "model": str(model), "teacher": str(model), "output": str(out), "num_traces": 2, "max_new_tokens": 24,

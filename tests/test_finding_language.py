@@ -88,7 +88,7 @@ def test_tiny_mix_corpus_only_rewrites_detailed_rows():
 @pytest.mark.parametrize("name", ["language_rl_with", "language_rl_without", "language_eval"])
 def test_findings_recipes_load(name):
     from r1cli.commands.common import config_class
-    from r1cli.config import load_config
+    from r1cli.config_loader import load_config
 
     stage = "eval" if name.endswith("eval") else "rl"
     cfg = load_config(config_class(stage), FINDINGS / f"{name}.yaml",

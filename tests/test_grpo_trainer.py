@@ -82,7 +82,7 @@ def length_reward(completions, kind, **kw):
 
 
 def _args(tmp_path, **kw):
-    from r1cli.grpo.config import RLConfig
+    from r1cli.stages.rl_config import RLConfig
 
     base = dict(
         output_dir=str(tmp_path / "out"),
@@ -634,9 +634,9 @@ def test_refill_stream_is_seeded_and_resumes_from_its_position(tok, dataset, tmp
 
 
 def test_rlconfig_loads_with_precedence_and_rejects_unknown_keys(tmp_path):
-    from r1cli.config import dump_yaml, load_config, to_plain
+    from r1cli.config_loader import dump_yaml, load_config, to_plain
     from r1cli.errors import ConfigError
-    from r1cli.grpo.config import RLConfig
+    from r1cli.stages.rl_config import RLConfig
 
     recipe = tmp_path / "rl.yaml"
     recipe.write_text(
@@ -708,17 +708,17 @@ def test_rlconfig_loads_with_precedence_and_rejects_unknown_keys(tmp_path):
     ],
 )
 def test_rlconfig_checks_every_loss_option(bad, msg):
-    from r1cli.config import load_config
+    from r1cli.config_loader import load_config
     from r1cli.errors import ConfigError
-    from r1cli.grpo.config import RLConfig
+    from r1cli.stages.rl_config import RLConfig
 
     with pytest.raises(ConfigError, match=msg):
         load_config(RLConfig, None, bad)
 
 
 def test_rlconfig_takes_every_loss_option_together():
-    from r1cli.config import load_config
-    from r1cli.grpo.config import RLConfig
+    from r1cli.config_loader import load_config
+    from r1cli.stages.rl_config import RLConfig
 
     c = load_config(
         RLConfig,

@@ -13,8 +13,8 @@ from r1cli.errors import ConfigError, InputArtifactError
 
 
 def _cfg(**kw):
-    from r1cli.config import build
-    from r1cli.grpo.config import RLConfig
+    from r1cli.config_loader import build
+    from r1cli.stages.rl_config import RLConfig
 
     values = {"model": "tiny", "eval_every": 2, "eval_limit": 20, "eval_k": 2, "max_completion_length": 32}
     values.update(kw)
@@ -113,9 +113,9 @@ def test_restore_reads_earlier_evals_back(monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_rl_with_eval_every_logs_heldout_and_marks_the_best(tiny_base_path, tmp_path):
     from r1cli.commands.common import execute
-    from r1cli.config import build
-    from r1cli.grpo.config import RLConfig
+    from r1cli.config_loader import build
     from r1cli.stages import rl
+    from r1cli.stages.rl_config import RLConfig
 
     out = tmp_path / "rl"
     cfg = build(RLConfig, {

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from r1cli.configs import ModelArgs
+from r1cli.config_groups import ModelArgs
 from r1cli.errors import EXIT_INPUT, InputArtifactError
 
 CORPUS = [

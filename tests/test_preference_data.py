@@ -55,9 +55,9 @@ def test_r1_data_writes_general_and_preference_sets(tmp_path):
     from datasets import load_from_disk
 
     from r1cli.commands.common import execute
-    from r1cli.config import build
-    from r1cli.configs import DataConfig
+    from r1cli.config_loader import build
     from r1cli.stages import data
+    from r1cli.stages.data_config import DataConfig
 
     for task, cols in (("general", {"prompt", "kind", "category", "reference"}),
                        ("preference", {"prompt", "chosen", "rejected", "kind", "category", "flaw"})):

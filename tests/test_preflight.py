@@ -42,11 +42,11 @@ def constant(completions, **kw):
 
 
 def _trainer(model_path, tmp_path, funcs, **kw):
-    from r1cli.config import build
-    from r1cli.grpo.config import RLConfig
+    from r1cli.config_loader import build
     from r1cli.grpo.trainer import R1GRPOTrainer
     from r1cli.models import load_model
     from r1cli.stages.rl import rollout_dataset
+    from r1cli.stages.rl_config import RLConfig
 
     values = {"model": str(model_path), "output": str(tmp_path / "run"), "num_generations": G,
               "per_device_train_batch_size": 2 * G, "max_completion_length": 64, "max_steps": 1,
@@ -132,9 +132,9 @@ def test_pick_rows_is_seeded_and_distinct():
 
 
 def test_config_checks():
-    from r1cli.config import build
+    from r1cli.config_loader import build
     from r1cli.errors import ConfigError
-    from r1cli.grpo.config import RLConfig
+    from r1cli.stages.rl_config import RLConfig
 
     for key, value, msg in [("preflight_prompts", -1, "preflight_prompts must be >= 0"),
                             ("preflight_max_zero_std", 1.5, "share of prompt groups"),

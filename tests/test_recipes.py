@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from r1cli.commands.common import STAGES, config_class
-from r1cli.config import load_config
+from r1cli.config_loader import load_config
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*/*.yaml"))
 
@@ -31,3 +31,20 @@ def test_recipe_loads(path):
 
 def test_there_are_recipes():
     assert len(RECIPES) >= 4
+
+
+def test_the_command_table_and_the_stages_agree():
+    """Every command has its stage module and, beside it, its `<stage>_config` with the config class; a command that
+    offers --dry-run / --preflight runs a stage that defines `dry_run` / `preflight` (the driver does not check)."""
+    import importlib
+
+    from r1cli.commands import TABLE
+    from r1cli.commands.common import DRY_RUN, PREFLIGHT, stage_module
+
+    assert set(TABLE) == set(STAGES)
+    for stage, (_doc, options) in TABLE.items():
+        assert config_class(stage).__name__ == STAGES[stage][0]
+        mod = importlib.import_module(stage_module(stage))
+        assert callable(mod.run)
+        assert hasattr(mod, "dry_run") == (DRY_RUN[0] in options), stage
+        assert hasattr(mod, "preflight") == (PREFLIGHT in options), stage

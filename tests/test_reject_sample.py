@@ -8,7 +8,7 @@ import json
 import pytest
 
 from chat_server import ChatServer
-from r1cli.config import build
+from r1cli.config_loader import build
 from r1cli.errors import ConfigError, UsageError
 
 OFF = {"require_format": False, "max_paragraph_chars": None, "max_repetition": None, "max_language_mixing": None,

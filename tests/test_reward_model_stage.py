@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from r1cli.config import build
+from r1cli.config_loader import build
 
 
 def _cfg(model, out, **kw):

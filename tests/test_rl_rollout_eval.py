@@ -3,7 +3,7 @@
 An earlier plain-TRL attempt saw step-0 rollout accuracy (~8%) disagree with a separate sampled eval (~14%). Here
 both paths run on the tiny-test base: the `r1 rl` stage's dataset (`stages.rl.rollout_dataset`) through
 `R1GRPOTrainer` (TRL's tokenisation, r1cli's sampler, TRL's decoding, the stage's reward functions), and the
-`r1 eval` path (`stages.eval.render_prompt`, `generation.generate`, `stages.eval.Grader`). Sampling at T -> 0 makes
+`r1 eval` path (`EvalConfig.render`, `generation.generate`, `stages.eval.Grader`). Sampling at T -> 0 makes
 both deterministic (argmax), so token ids and texts can be compared exactly; the distributions at T > 0 are
 compared by measurement (`bench/rollout_vs_eval.py`).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from r1cli.config import build
+from r1cli.config_loader import build
 from r1cli.prompts import as_written, prefilled_think
 
 G = 2
@@ -22,14 +22,14 @@ G = 2
 def test_rollout_and_eval_see_identical_tokens_and_reward_inputs(tiny_base_path, tmp_path):
     import torch
 
-    from r1cli.configs import EvalConfig
     from r1cli.generation import _HFEngine, eos_token_ids, generate
-    from r1cli.grpo.config import RLConfig
     from r1cli.grpo.trainer import R1GRPOTrainer
     from r1cli.models import load_model
     from r1cli.rewards import build_rewards
     from r1cli.stages import eval as eval_stage
+    from r1cli.stages.eval_config import EvalConfig
     from r1cli.stages.rl import rollout_dataset
+    from r1cli.stages.rl_config import RLConfig
     from r1cli.tasks.benchmarks import load_benchmark
 
     bench = load_benchmark("arith", limit=12, seed=0)
@@ -38,7 +38,7 @@ def test_rollout_and_eval_see_identical_tokens_and_reward_inputs(tiny_base_path,
         {"model": str(tiny_base_path), "benchmarks": ["arith"], "k": G, "temperature": 0.0, "top_p": 1.0},
     )
     ev_model, ev_tok = load_model(ev_cfg)
-    ev_prompts = [eval_stage.render_prompt(r["prompt"], bench.kind, ev_tok, ev_cfg) for r in bench.rows]
+    ev_prompts = [ev_cfg.render(r["prompt"], builtin_task=bench.kind == "task", tokenizer=ev_tok) for r in bench.rows]
     # a completion budget that some rows fit (stop at EOS) and some do not (truncated): both cases compared
     natural = [s.n_tokens for per in generate(ev_model, ev_tok, ev_prompts, n=1, temperature=0.0, top_p=1.0,
                                               max_new_tokens=64, progress=False) for s in per]

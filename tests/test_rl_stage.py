@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from r1cli.config import build
+from r1cli.config_loader import build
 
 
 def _cfg(model, out, **kw):
-    from r1cli.grpo.config import RLConfig
+    from r1cli.stages.rl_config import RLConfig
 
     values = {
         "model": str(model),

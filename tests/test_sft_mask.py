@@ -30,9 +30,9 @@ def first_batch(tiny_base_path, tmp_path, monkeypatch):
     import trl
     from datasets import Dataset
 
-    from r1cli.config import build
+    from r1cli.config_loader import build
     from r1cli.sft import train_sft
-    from r1cli.stages.sft_config import ColdstartConfig
+    from r1cli.stages.coldstart_config import ColdstartConfig
 
     seen: dict = {}
 

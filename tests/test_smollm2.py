@@ -106,7 +106,7 @@ def test_convert_real_gguf_and_chat(r1cli_cache):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from r1cli.configs import ModelArgs
+    from r1cli.config_groups import ModelArgs
     from r1cli.models import load_tokenizer, resolve_model
     from r1cli.smollm2 import conversion_info, ensure_smollm2
 

@@ -163,7 +163,7 @@ class Judge:
                 max_retries=cfg.max_retries, concurrency=cfg.concurrency,
             )
         else:
-            from r1cli.configs import ModelArgs
+            from r1cli.config_groups import ModelArgs
             from r1cli.models import load_model
 
             self._model, self._tok = load_model(ModelArgs(model=cfg.model or ""))

@@ -1,6 +1,6 @@
 """The one model loader: presets, r1cli run folders, local HF folders (full or PEFT adapter) and hub ids.
 
-Every stage loads its model through `load_model(args)` where `args` carries `r1cli.configs.ModelArgs` fields.
+Every stage loads its model through `load_model(args)` where `args` carries `r1cli.config_groups.ModelArgs` fields.
 `args.model` is resolved (`resolve_model`) to a local folder or a hub id, in this order:
 
 1. a preset: `tiny` / `tiny-test` (built here by `r1cli.tinybase.ensure_base`, cached) or `smollm2-135m`
@@ -462,7 +462,7 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, dtype: str = 
     the merged full model to `out_dir` (safetensors + tokenizer). Returns `out_dir`."""
     from peft import PeftModel
 
-    from r1cli.configs import ModelArgs
+    from r1cli.config_groups import ModelArgs
 
     adapter = Path(adapter_dir)
     if not (adapter / ADAPTER_CONFIG).is_file() and (adapter / "model" / ADAPTER_CONFIG).is_file():

@@ -228,7 +228,7 @@ CASES: list[Case] = [
          USAGE, "bogus"),
     Case("rl-batch-not-divisible", lambda a, o: ["rl", "--model", a.base, "--set", "per_device_train_batch_size=6",
                                                  "--set", "num_generations=4", "--output", o], USAGE, "divisible"),
-    # RLConfig's own range checks (grpo/config.py), before any model loads
+    # RLConfig's own range checks (stages/rl_config.py), before any model loads
     Case("rl-learning-rate-negative", lambda a, o: ["rl", "--model", a.base, "--set", "learning_rate=-1", *RL_TINY,
                                                     "--output", o], USAGE, "learning_rate"),
     Case("rl-temperature-zero", lambda a, o: ["rl", "--model", a.base, "--set", "temperature=0", *RL_TINY,

@@ -114,30 +114,35 @@ def make_command(stage: str, doc: str, options: tuple[Option, ...], *, context: 
     return command
 
 
-# stage -> (config module, config class, stage module, output kind)
-STAGES: dict[str, tuple[str, str, str, str]] = {
-    "base": ("r1cli.configs", "BaseConfig", "r1cli.stages.base", "model"),
-    "data": ("r1cli.configs", "DataConfig", "r1cli.stages.data", "dataset"),
-    "eval": ("r1cli.configs", "EvalConfig", "r1cli.stages.eval", "eval"),
-    "coldstart": ("r1cli.configs", "ColdstartConfig", "r1cli.stages.coldstart", "model"),
-    "rl": ("r1cli.configs", "RLConfig", "r1cli.stages.rl", "model"),
-    "reject-sample": ("r1cli.configs", "RejectSampleConfig", "r1cli.stages.reject_sample", "dataset"),
-    "align": ("r1cli.configs", "AlignConfig", "r1cli.stages.align", "model"),
-    "distill": ("r1cli.configs", "DistillConfig", "r1cli.stages.distill", "model"),
-    "reward-model": ("r1cli.configs", "RewardModelConfig", "r1cli.stages.reward_model", "model"),
-    "merge": ("r1cli.configs", "MergeConfig", "r1cli.stages.merge", "model"),
+# stage -> (config class, output kind). The stage runs in `r1cli.stages.<stage>` (`-` as `_`), and its config class
+# lives beside it, in `r1cli.stages.<stage>_config`.
+STAGES: dict[str, tuple[str, str]] = {
+    "base": ("BaseConfig", "model"),
+    "data": ("DataConfig", "dataset"),
+    "eval": ("EvalConfig", "eval"),
+    "coldstart": ("ColdstartConfig", "model"),
+    "rl": ("RLConfig", "model"),
+    "reject-sample": ("RejectSampleConfig", "dataset"),
+    "align": ("AlignConfig", "model"),
+    "distill": ("DistillConfig", "model"),
+    "reward-model": ("RewardModelConfig", "model"),
+    "merge": ("MergeConfig", "model"),
 }
 
 
+def stage_module(stage: str) -> str:
+    return "r1cli.stages." + stage.replace("-", "_")
+
+
 def config_class(stage: str) -> type:
-    mod, cls, _, _ = STAGES[stage]
-    return getattr(importlib.import_module(mod), cls)
+    """The stage's config class (importing a trainer stage's config imports TRL)."""
+    return getattr(importlib.import_module(stage_module(stage) + "_config"), STAGES[stage][0])
 
 
 def _print_config(cfg: Any) -> None:
     import yaml
 
-    from r1cli.config import describe_fields, to_plain
+    from r1cli.config_loader import describe_fields, to_plain
 
     plain = to_plain(cfg)
     lines = []
@@ -163,7 +168,7 @@ def run_stage(
     dry_run_rows: int = 2,
     preflight: bool = False,
 ) -> None:
-    from r1cli.config import build, config_values
+    from r1cli.config_loader import build, config_values
     from r1cli.errors import UsageError
     from r1cli.runs import setup_processes
     from r1cli.thirdparty import (
@@ -181,7 +186,6 @@ def run_stage(
         raise UsageError("--resume and --overwrite exclude each other", hint="pick one")
     values = config_values(recipe, sets, overrides)  # YAML / --set errors: before torch or TRL is imported
     setup_processes()  # before any trainer config: a multi-process launch on CPU must pick gloo
-    _, _, stage_mod, kind = STAGES[stage]
     quiet_library_warnings()
     no_download_counter()
     # trainer configs import transformers, which imports peft, which imports bitsandbytes (a hub request for a
@@ -197,37 +201,31 @@ def run_stage(
         if needs_bitsandbytes(cfg):
             with contextlib.suppress(ImportError):  # not installed: the 4-bit loader or the optimizer says so
                 allow_bitsandbytes()
-        module = importlib.import_module(stage_mod)
+        module = importlib.import_module(stage_module(stage))
         if dry_run:
-            _dry_run(module, cfg, stage, dry_run_rows, as_json)
+            _dry_run(module, cfg, dry_run_rows, as_json)
             return
         if preflight:
-            _preflight(module, cfg, stage, as_json)
+            _preflight(module, cfg, as_json)
             return
-        execute(stage, module, cfg, kind, resume=resume, overwrite=overwrite, as_json=as_json)
+        execute(stage, module, cfg, STAGES[stage][1], resume=resume, overwrite=overwrite, as_json=as_json)
     finally:
         if blocked:
             undefer_bitsandbytes()
 
 
-def _dry_run(module: Any, cfg: Any, stage: str, rows: int, as_json: bool) -> None:
+def _dry_run(module: Any, cfg: Any, rows: int, as_json: bool) -> None:
     from r1cli.dryrun import InputRecorder, report
-    from r1cli.errors import UsageError
 
-    if not hasattr(module, "dry_run"):
-        raise UsageError(f"`r1 {stage}` has no --dry-run", hint="it feeds no prompts or training sequences")
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries the report alone
         d = module.dry_run(cfg, rows, InputRecorder())
     report(d, as_json=as_json)
 
 
-def _preflight(module: Any, cfg: Any, stage: str, as_json: bool) -> None:
+def _preflight(module: Any, cfg: Any, as_json: bool) -> None:
     from r1cli.dryrun import InputRecorder
-    from r1cli.errors import UsageError
     from r1cli.grpo.preflight import judge, print_report
 
-    if not hasattr(module, "preflight"):
-        raise UsageError(f"`r1 {stage}` has no --preflight", hint="it runs for `r1 rl` and `r1 align`")
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries the report alone
         report = module.preflight(cfg, InputRecorder())
     print_report(report, as_json=as_json)

@@ -1,5 +1,6 @@
-"""GRPO for r1cli: the maths (`loss`, pure torch), the config (`config.RLConfig`) and the thin TRL trainer
-subclass (`trainer.R1GRPOTrainer`). Names are imported lazily: `import r1cli.grpo` costs nothing."""
+"""GRPO for r1cli: the maths (`loss`, pure torch) and the thin TRL trainer subclass (`trainer.R1GRPOTrainer`); its
+config, `RLConfig`, is the `r1 rl` stage's (`r1cli.stages.rl_config`).
+Names are imported lazily: `import r1cli.grpo` costs nothing."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ _NAMES = {
     "rollout_correction": "r1cli.grpo.loss",
     "kl_k3": "r1cli.grpo.loss",
     "zero_variance_groups": "r1cli.grpo.loss",
-    "RLConfig": "r1cli.grpo.config",
     "R1GRPOTrainer": "r1cli.grpo.trainer",
 }
 

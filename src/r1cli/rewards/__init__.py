@@ -119,7 +119,7 @@ def get_reward(name: str, **params: Any) -> RewardFn:
     >>> fn.__name__, fn(["<think>\\n1+1\\n</think>\\n<answer>\\n2\\n</answer>"], answer=["2"])
     ('accuracy', [1.0])
     """
-    from r1cli.config import build
+    from r1cli.config_loader import build
 
     cls = params_class(name)
     p = build(cls, params, prefix=f"rewards.{name}.params.")

@@ -313,7 +313,7 @@ class RunDir:
         return self.path / "model"
 
     def write_config(self, cfg: Any) -> None:
-        from r1cli.config import dump_yaml
+        from r1cli.config_loader import dump_yaml
 
         if not self.is_main:
             return
@@ -345,7 +345,7 @@ class RunDir:
     ) -> dict[str, Any]:
         """Hash outputs and write manifest.json last, atomically. On ranks other than 0: nothing is hashed or
         written; the returned manifest has no outputs."""
-        from r1cli.config import to_plain
+        from r1cli.config_loader import to_plain
 
         sub = SUBDIR[self.kind]
         root = self.path / sub

@@ -21,7 +21,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-from r1cli.grpo.config import RLConfig
+from r1cli.stages.rl_config import RLConfig
 
 RM_REWARDS = ("helpfulness", "harmlessness")
 SOURCE_KEYS = ("input", "kind", "columns", "n", "weight", "task_params", "instruction")

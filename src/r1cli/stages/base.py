@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from r1cli.configs import BaseConfig
 from r1cli.console import log
 from r1cli.runs import InputRef, RunDir
+from r1cli.stages.base_config import BaseConfig
 
 # cache bookkeeping files that describe the cache entry, not the model (left out of the run's copy)
 _CACHE_ONLY = {".r1cli-complete.json"}

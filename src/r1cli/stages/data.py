@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from r1cli.configs import DataConfig
 from r1cli.console import log
 from r1cli.data_io import save_dataset
 from r1cli.runs import RunDir, dataset_summary
+from r1cli.stages.data_config import DataConfig
 
 DEFAULT_N = 1000  # rows of a built-in task when --n is not given
 

@@ -46,23 +46,6 @@ SHORT = {"format_rate": "format", "mean_length": "length", "truncation_rate": "t
 COMPARE_METRICS = ("pass@1", "cons@k", "pass@k", "format_rate", "mean_length", "truncation_rate")  # rates in %
 
 
-# ---------------------------------------------------------------------------------------------- prompts
-
-
-def render_prompt(question: str, kind: str, tokenizer: Any, cfg: Any) -> str:
-    """The text the model is conditioned on: `r1cli.prompts.render_prompt`, the same function RL rollouts use."""
-    from r1cli.prompts import render_prompt as render
-
-    return render(
-        question,
-        builtin_task=kind == "task",
-        tokenizer=tokenizer,
-        template=cfg.template,
-        instruction=cfg.instruction,
-        think_prefix=cfg.think_prefix,
-    )
-
-
 # ---------------------------------------------------------------------------------------------- samples log
 
 
@@ -108,7 +91,8 @@ def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
 
     benches = load_benchmarks(cfg)
     tok = load_tokenizer(cfg)
-    prompts = [render_prompt(row["prompt"], b.kind, tok, cfg) for b in benches for row in b.rows]
+    prompts = [cfg.render(row["prompt"], builtin_task=b.kind == "task", tokenizer=tok)
+               for b in benches for row in b.rows]
     return sampling_dry_run("eval", cfg, tok, prompts[:n])
 
 
@@ -144,7 +128,8 @@ def run(cfg: Any, run: RunDir) -> dict[str, Any]:
         for b in benches:
             k = 1 if cfg.oracle else (cfg.k or b.default_k)
             grader = Grader(b)
-            prompts = [row["prompt"] if cfg.oracle else render_prompt(row["prompt"], b.kind, tok, cfg)
+            builtin = b.kind == "task"
+            prompts = [row["prompt"] if cfg.oracle else cfg.render(row["prompt"], builtin_task=builtin, tokenizer=tok)
                        for row in b.rows]
             keys = [protocol_key(cfg, b, k, p) for p in prompts]
             todo = samples.todo(b.name, keys, f"{b.name} problem")

@@ -75,13 +75,11 @@ def load_prompts(cfg: Any, run: RunDir) -> tuple[list[dict[str, Any]], bool, str
 def dry_run(cfg: Any, n: int, inputs: Any) -> Any:
     from r1cli.dryrun import sampling_dry_run
     from r1cli.models import load_tokenizer
-    from r1cli.prompts import render_prompt
     from r1cli.tasks import available_tasks
 
     rows, _, _ = load_prompts(cfg, inputs)
     tok = load_tokenizer(cfg)
-    prompts = [render_prompt(r["prompt"], builtin_task=r.get("task") in available_tasks(), tokenizer=tok,
-                             template=cfg.template, instruction=cfg.instruction, think_prefix=cfg.think_prefix)
+    prompts = [cfg.render(r["prompt"], builtin_task=r.get("task") in available_tasks(), tokenizer=tok)
                for r in rows if has_answer(r)]
     return sampling_dry_run("reject-sample", cfg, tok, prompts[:n])
 
@@ -96,7 +94,7 @@ def has_answer(row: dict[str, Any]) -> bool:
 
 def shard_key(cfg: Any, rows: list[dict[str, Any]], batch_size: int, model_hash: str | None = None) -> str:
     """What a shard's rows depend on (the model's content hash too, when known): a resumed run must match it."""
-    from r1cli.config import to_plain
+    from r1cli.config_loader import to_plain
 
     blob = json.dumps(
         [cfg.model, model_hash, cfg.revision, cfg.n, cfg.max_keep, cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.seed,
@@ -146,10 +144,7 @@ class ShardWorker:
                 self.judge = Judge(self.cfg.judge, seed=self.cfg.seed)
 
     def render(self, question: str, builtin_row: bool) -> str:
-        from r1cli.prompts import render_prompt
-
-        return render_prompt(question, builtin_task=builtin_row, tokenizer=self.tok, template=self.cfg.template,
-                             instruction=self.cfg.instruction, think_prefix=self.cfg.think_prefix)
+        return self.cfg.render(question, builtin_task=builtin_row, tokenizer=self.tok)
 
     def process(self, first_index: int, rows: list[dict[str, Any]], batch_size: int) -> tuple[list[dict], dict]:
         from r1cli.filters import first_failure

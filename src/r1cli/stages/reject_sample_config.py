@@ -1,48 +1,33 @@
-"""`RejectSampleConfig`: the config of `r1 reject-sample` (a plain dataclass: no trainer underneath)."""
+"""`RejectSampleConfig`: the config of `r1 reject-sample` (a plain dataclass: no trainer underneath; see
+`r1cli.config_groups` for how configs are built)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
-from r1cli.configs import ModelArgs
+from r1cli.config_groups import ModelArgs, PromptSource, Rendering, check, field_help
 from r1cli.decontam import DEFAULT_EVAL_SETS
 from r1cli.filters import ReadabilityFilters
 from r1cli.judge import JudgeConfig
-from r1cli.prompts import R1_INSTRUCTION
 
 
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ValueError(msg)
-
-
+@field_help(
+    input="Prompt dataset (prompt + answer columns; rows without an answer are non-reasoning rows): an r1cli run, a "
+    "HF dataset folder, a JSONL/Parquet file, a hub id, or a built-in task name. Null = the built-in `task`.",
+    task="Built-in task whose train prompts are sampled when input is null (arith).",
+    columns="Column mapping of the input {ours: theirs}, e.g. {prompt: question, answer: final}.",
+    template="Prompt template; auto = chat without instruction for built-in tasks, chat with the instruction "
+    "otherwise (r1-zero without a chat template). Same rendering as r1 eval / rl.",
+)
 @dataclass
-class RejectSampleConfig(ModelArgs):
+class RejectSampleConfig(Rendering, PromptSource, ModelArgs):
     """`r1 reject-sample`: sample n completions per prompt, keep at most m correct and readable ones."""
 
-    input: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "Prompt dataset (prompt + answer columns; rows without an answer are non-reasoning rows): an "
-            "r1cli run, a HF dataset folder, a JSONL/Parquet file, a hub id, or a built-in task name. "
-            "Null = the built-in `task`."
-        },
-    )
-    task: Optional[str] = field(
-        default=None, metadata={"help": "Built-in task whose train prompts are sampled when input is null (arith)."}
-    )
-    task_params: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "Difficulty knobs of the built-in task, e.g. {max_terms: 4}."}
-    )
     num_prompts: Optional[int] = field(
         default=None,
         metadata={"help": "Prompts: generated for a built-in task (null = 1000), or the first N rows of the input "
                   "(null = all)."},
-    )
-    columns: dict[str, str] = field(
-        default_factory=dict,
-        metadata={"help": "Column mapping of the input {ours: theirs}, e.g. {prompt: question, answer: final}."},
     )
     n: int = field(default=8, metadata={"help": "Completions sampled per prompt."})
     max_keep: int = field(
@@ -56,15 +41,6 @@ class RejectSampleConfig(ModelArgs):
         metadata={"help": "Rows decoded at once; null = one shard's rows (shard_size x n, at most 512), a fixed "
                   "number so that a resumed shard decodes in the same batch shapes."},
     )
-    template: Literal["chat", "r1-zero", "plain", "auto"] = field(
-        default="auto",
-        metadata={"help": "Prompt template; auto = chat without instruction for built-in tasks, chat with the "
-                  "instruction otherwise (r1-zero without a chat template). Same rendering as r1 eval / rl."},
-    )
-    instruction: Optional[str] = field(
-        default=R1_INSTRUCTION, metadata={"help": "Appended to the user turn (null to disable)."}
-    )
-    think_prefix: bool = field(default=False, metadata={"help": "Prefill `<think>\\n` after the generation prompt."})
     drop_truncated: bool = field(
         default=True, metadata={"help": "Reject completions cut by max_new_tokens (finish_reason length)."}
     )
@@ -95,13 +71,13 @@ class RejectSampleConfig(ModelArgs):
 
     def __post_init__(self) -> None:
         self._check_model_args()
-        _check(self.n >= 1, f"n must be >= 1, got {self.n}")
-        _check(self.max_keep >= 1, f"max_keep must be >= 1, got {self.max_keep}")
-        _check(self.temperature >= 0, f"temperature must be >= 0, got {self.temperature}")
-        _check(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
-        _check(self.max_new_tokens > 0, f"max_new_tokens must be > 0, got {self.max_new_tokens}")
-        _check(self.batch_size is None or self.batch_size > 0, f"batch_size must be > 0, got {self.batch_size}")
-        _check(self.num_prompts is None or self.num_prompts > 0, f"num_prompts must be > 0, got {self.num_prompts}")
-        _check(self.shard_size >= 1, f"shard_size must be >= 1, got {self.shard_size}")
+        check(self.n >= 1, f"n must be >= 1, got {self.n}")
+        check(self.max_keep >= 1, f"max_keep must be >= 1, got {self.max_keep}")
+        check(self.temperature >= 0, f"temperature must be >= 0, got {self.temperature}")
+        check(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}")
+        check(self.max_new_tokens > 0, f"max_new_tokens must be > 0, got {self.max_new_tokens}")
+        check(self.batch_size is None or self.batch_size > 0, f"batch_size must be > 0, got {self.batch_size}")
+        check(self.num_prompts is None or self.num_prompts > 0, f"num_prompts must be > 0, got {self.num_prompts}")
+        check(self.shard_size >= 1, f"shard_size must be >= 1, got {self.shard_size}")
         if self.decontaminate:
-            _check(len(self.eval_sets) > 0, "decontaminate needs eval_sets (or set decontaminate: false)")
+            check(len(self.eval_sets) > 0, "decontaminate needs eval_sets (or set decontaminate: false)")

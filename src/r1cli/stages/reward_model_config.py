@@ -1,5 +1,6 @@
 """`RewardModelConfig`: the config of `r1 reward-model`, a `trl.RewardConfig` (every TRL option is a key) plus
-r1cli's model loader fields (`ModelArgs`: the backbone, full or LoRA) and the stage's data fields.
+r1cli's field groups (`r1cli.config_groups`: the model loader for the backbone, full or LoRA, and the input) and
+the stage's data fields.
 
 Defaults that differ from TRL's: `max_length: 512`, `learning_rate: 1e-4`, `num_train_epochs: 1`,
 `per_device_train_batch_size: 16`, `logging_steps: 10`, `save_strategy: steps` every 200 steps (for `--resume`),
@@ -13,31 +14,25 @@ from typing import Any, Optional
 
 from trl import RewardConfig
 
-from r1cli.configs import ModelArgs, TrainerOverrides
+from r1cli.config_groups import InputData, ModelArgs, TrainerOverrides, field_help
 
 
+@field_help(
+    input="Preference pairs: an r1cli run (`r1 data --task preference`), a local HF dataset folder, a JSONL/Parquet "
+    "file or a hub id, with prompt/chosen/rejected columns (see `columns`). Null = the built-in synthetic preference "
+    "set (r1cli.tasks.preference), generated here.",
+    columns="Column mapping {ours: theirs} for prompt, chosen, rejected, e.g. {prompt: question}.",
+)
 @dataclass
-class RewardModelConfig(ModelArgs, TrainerOverrides, RewardConfig):
+class RewardModelConfig(InputData, ModelArgs, TrainerOverrides, RewardConfig):
     """`r1 reward-model`: train a sequence-classification reward model on prompt/chosen/rejected pairs."""
 
-    input: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "Preference pairs: an r1cli run (`r1 data --task preference`), a local HF dataset folder, a "
-            "JSONL/Parquet file or a hub id, with prompt/chosen/rejected columns (see `columns`). Null = the "
-            "built-in synthetic preference set (r1cli.tasks.preference), generated here."
-        },
-    )
     eval_input: Optional[str] = field(
         default=None,
         metadata={
             "help": "Held-out pairs for the pairwise accuracy (same forms as input). Null = the built-in test split "
             "(built-in input) or `eval_fraction` of the input rows, held out by seed."
         },
-    )
-    columns: dict[str, str] = field(
-        default_factory=dict,
-        metadata={"help": "Column mapping {ours: theirs} for prompt, chosen, rejected, e.g. {prompt: question}."},
     )
     train_size: int = field(default=2000, metadata={"help": "Built-in preference pairs to train on."})
     eval_size: int = field(default=200, metadata={"help": "Built-in held-out pairs (test split)."})

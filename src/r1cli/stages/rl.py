@@ -33,22 +33,13 @@ def prompt_rows(cfg: Any, run: Any) -> tuple[list[dict[str, Any]], bool]:
 
 def rollout_dataset(cfg: Any, rows: list[dict[str, Any]], builtin: bool, tokenizer: Any) -> Any:
     """The trainer's dataset: each row with `question` (the raw question, for rewards and logs) and `prompt`
-    rendered by `r1cli.prompts.render_prompt`, the function `r1 eval` renders with."""
+    rendered by the config's `render` (`r1cli.prompts.render_prompt`), as `r1 eval` renders."""
     from datasets import Dataset
 
-    from r1cli.prompts import render_prompt
-
-    def render(q: str) -> str:
-        return render_prompt(
-            q,
-            builtin_task=builtin,
-            tokenizer=tokenizer,
-            template=cfg.template,
-            instruction=cfg.instruction,
-            think_prefix=cfg.think_prefix,
-        )
-
-    return Dataset.from_list([{**r, "question": r["prompt"], "prompt": render(r["prompt"])} for r in rows])
+    return Dataset.from_list([
+        {**r, "question": r["prompt"], "prompt": cfg.render(r["prompt"], builtin_task=builtin, tokenizer=tokenizer)}
+        for r in rows
+    ])
 
 
 def dry_run(cfg: Any, n: int, inputs: Any) -> Any:

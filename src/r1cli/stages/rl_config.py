@@ -1,5 +1,6 @@
-"""`RLConfig`: the config of `r1 rl`, a `trl.GRPOConfig` (every TRL option is a key) plus r1cli's model loader
-(`ModelArgs`) and the stage's own fields (input, task, rewards, template, dynamic sampling, rollout speed-ups).
+"""`RLConfig`: the config of `r1 rl`, a `trl.GRPOConfig` (every TRL option is a key) plus r1cli's field groups
+(`r1cli.config_groups`: the model loader, the prompt source, the rendering) and the stage's own fields (rewards,
+dynamic sampling, rollout speed-ups, preflight, held-out eval).
 
 Defaults that differ from TRL's, and why:
 - `loss_type: grpo` (TRL: dapo): the paper's aggregation; the others stay one key away.
@@ -26,7 +27,7 @@ from typing import Any, Literal, Optional
 
 from trl import GRPOConfig
 
-from r1cli.configs import ModelArgs, TrainerOverrides
+from r1cli.config_groups import ModelArgs, PromptSource, Rendering, TrainerOverrides, field_help
 from r1cli.grpo.loss import (
     CLIPPED_LOSSES,
     IMPORTANCE_SAMPLING_LEVELS,
@@ -34,34 +35,19 @@ from r1cli.grpo.loss import (
     MULTI_OBJECTIVE_AGGREGATIONS,
     ROLLOUT_CORRECTION_MODES,
 )
-from r1cli.prompts import R1_INSTRUCTION
 
 
+@field_help(
+    columns="Column mapping of the input dataset {ours: theirs}, e.g. {prompt: question}.",
+    template="Prompt template: chat (tokenizer's chat template), r1-zero (the paper's Table 1), plain, or auto = the "
+    "task's own for built-in tasks, else chat.",
+    instruction="Appended to the user turn for chat/plain templates (null to disable); match `r1 eval`.",
+    think_prefix="Prefill `<think>\\n` after the generation prompt (chat template).",
+)
 @dataclass
-class RLConfig(TrainerOverrides, GRPOConfig, ModelArgs):
+class RLConfig(Rendering, PromptSource, ModelArgs, TrainerOverrides, GRPOConfig):
     """`r1 rl`: GRPO with rule-based rewards (R1-Zero, and R1's reasoning-oriented RL stage)."""
 
-    input: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "Prompt dataset: an r1cli run folder (`r1 data`), a local HF dataset folder or JSONL/Parquet file, "
-            "a hub id, or a built-in task name (arith, countdown, linear). Null = the built-in `task`."
-        },
-    )
-    task: Optional[str] = field(
-        default=None,
-        metadata={
-            "help": "Built-in task to generate prompts for when `input` is null (default arith), or the task whose "
-            "answer checker the accuracy reward uses when the input rows carry no `task` column."
-        },
-    )
-    columns: dict[str, str] = field(
-        default_factory=dict,
-        metadata={"help": "Column mapping of the input dataset {ours: theirs}, e.g. {prompt: question}."},
-    )
-    task_params: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "Difficulty knobs of the built-in task, e.g. {max_terms: 4}."}
-    )
     train_size: int = field(
         default=20000,
         metadata={"help": "Prompts generated for a built-in task (ignored with an input dataset)."},
@@ -75,22 +61,6 @@ class RLConfig(TrainerOverrides, GRPOConfig, ModelArgs):
             "help": "Reward functions, each a name or a mapping {name, weight, params} (see `r1cli.rewards`); "
             "the weighted sum is normalised per group. The paper's R1-Zero: accuracy + format."
         },
-    )
-    template: Literal["chat", "r1-zero", "plain", "auto"] = field(
-        default="auto",
-        metadata={
-            "help": "Prompt template: chat (tokenizer's chat template), r1-zero (the paper's Table 1), plain, or "
-            "auto = the task's own for built-in tasks, else chat."
-        },
-    )
-    instruction: Optional[str] = field(
-        default=R1_INSTRUCTION,
-        metadata={
-            "help": "Appended to the user turn for chat/plain templates (null to disable); match `r1 eval`."
-        },
-    )
-    think_prefix: bool = field(
-        default=False, metadata={"help": "Prefill `<think>\\n` after the generation prompt (chat template)."}
     )
     dynamic_sampling: bool = field(
         default=False,
