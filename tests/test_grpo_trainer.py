@@ -131,6 +131,31 @@ def _forward_logps(model, batch, temperature=1.0):
     )
 
 
+# ------------------------------------------------------------------ TRL internals
+
+
+def test_trl_internals_are_where_r1cli_expects_them(tok, dataset, tmp_path):
+    """What `r1cli.grpo.trl_private` lists exists in the installed TRL; a failure means: re-check that module
+    against the new TRL (and bump its TRL_CHECKED)."""
+    import inspect
+
+    import trl
+    from packaging.version import Version
+    from trl import GRPOTrainer
+
+    from r1cli.grpo import trl_private
+
+    assert Version(trl.__version__).release[:2] == Version(trl_private.TRL_CHECKED).release[:2]
+    for name in trl_private.HOOKS:
+        assert callable(getattr(GRPOTrainer, name, None)), name
+    scoring_params = inspect.signature(GRPOTrainer._get_per_token_logps_and_entropies).parameters
+    assert set(trl_private.MULTIMODAL_KEYS) <= set(scoring_params)
+    tr = _trainer(tok, dataset, tmp_path)
+    for name in trl_private.ATTRIBUTES:
+        assert hasattr(tr, name), name
+    assert set(trl_private.grpo_loss_options(tr)) <= set(inspect.signature(grpo_loss).parameters)
+
+
 # ------------------------------------------------------------------ length buckets
 
 

@@ -7,8 +7,8 @@ each to one module; it copies none of TRL's long methods:
 - `_compute_loss` -> `step_loss`: `r1cli.grpo.loss.grpo_loss` (every objective and loss option of TRL 1.16, and
   GSPO-token, under TRL's option names) with TRL's gradient accumulation, rollout correction and entropy control.
 - `_generate_and_score_completions` runs TRL's (sampling, rewards, π_old and reference log-probs), then
-  `dynamic_sampling` when on, then replaces TRL's advantages with `r1cli.grpo.loss`'s of the final batch: TRL
-  computes its own inline with no hook to skip, and after a refill they belong to the wrong rows anyway.
+  `dynamic_sampling` when on, then computes `r1cli.grpo.loss`'s advantages once, for the final batch, in place of
+  TRL's (which TRL computes inline, with no hook to skip that step; see `trl_private`).
   `_calculate_rewards` puts back a `<think>` the template pre-filled before TRL's reward calls and keeps the raw
   per-function rewards, which TRL does not return.
 - `_generate_single_turn` samples with `r1cli.generation.generate` on the plain transformers backend (prompts
@@ -147,15 +147,10 @@ class R1GRPOTrainer(GRPOTrainer):
                 trl.tokenizer(self),
                 [list(p) for p in prompt_ids],  # one row each; repeated prompts get fresh samples, one prefill
                 n=1,
-                temperature=self.temperature,
-                top_p=self.top_p if self.top_p is not None else 1.0,
-                top_k=self.top_k or 0,
-                min_p=self.min_p or 0.0,
-                max_new_tokens=self.max_completion_length,
                 seed=seed,
                 progress=False,
                 logprobs=True,
-                eos_ids=self.eos_token_ids,
+                **trl.sampling_options(self),
             )
         completion_ids = [s[0].token_ids for s in samples]
         logprobs = [s[0].logprobs for s in samples]

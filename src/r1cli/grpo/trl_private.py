@@ -166,6 +166,18 @@ def plain_sampling(trainer: Any, images: Any, multimodal_fields: Any) -> bool:
     )
 
 
+def sampling_options(trainer: Any) -> dict[str, Any]:
+    """TRL's sampling settings under the keyword names of `r1cli.generation.generate`."""
+    return dict(
+        temperature=trainer.temperature,
+        top_p=trainer.top_p if trainer.top_p is not None else 1.0,
+        top_k=trainer.top_k or 0,
+        min_p=trainer.min_p or 0.0,
+        max_new_tokens=trainer.max_completion_length,
+        eos_ids=trainer.eos_token_ids,
+    )
+
+
 @contextlib.contextmanager
 def generation_model(trainer: Any) -> Iterator[Any]:
     """The policy unwrapped for sampling, under no_grad, as TRL's transformers path prepares it (DeepSpeed/FSDP)."""
