@@ -627,6 +627,7 @@ def test_dynamic_sampling_drops_and_refills_zero_variance_groups(tok, dataset, t
     assert m["dynamic_sampling/rounds"][-1] >= 1
     assert flat.sum().item() == round(m["dynamic_sampling/unfilled_share"][-1] * 4)
     assert torch.allclose(batch["advantages"], compute_advantages(rewards, G))
+    assert torch.equal(tr.last_scored.rewards_per_func[:, 0], rewards)  # joined row for row with the totals
     assert batch["num_items_in_batch"].item() == batch["completion_mask"].sum().item()
     # the joined batch is consistent: every completion row lines up with its prompt row
     assert batch["prompt_ids"].size(0) == batch["completion_mask"].size(0) == batch["advantages"].numel()

@@ -29,8 +29,10 @@ adaptive entropy controller's state, which TRL saves with checkpoints).
 Public-looking but undocumented trainer attributes set in `GRPOTrainer.__init__` are read by name (`temperature`,
 `top_p`, `top_k`, `min_p`, `repetition_penalty`, `max_completion_length`, `eos_token_ids`, `num_generations`,
 `num_generations_eval`, `num_iterations`, `pad_to_multiple_of`, `use_vllm`, `use_transformers_continuous_batching`,
-`reward_weights`, `reward_func_names`, `scale_rewards`, `multi_objective_aggregation`, `beta`, `ref_model`, and the
-loss options of `grpo_loss_options`); so are `trl.models.{prepare_deepspeed, prepare_fsdp,
+`reward_weights`, `reward_func_names`, `scale_rewards`, `multi_objective_aggregation`, `beta`, `ref_model`,
+`vllm_importance_sampling_{correction,mode,clip_min,clip_max}`, `aux_loss_enabled`, `router_aux_loss_coef`,
+`entropy_coef`, `use_adaptive_entropy`, the loss options of `grpo_loss_options`, and transformers'
+`current_gradient_accumulation_steps`); so are `trl.models.{prepare_deepspeed, prepare_fsdp,
 unwrap_model_for_generation}`, `trl.trainer.utils.{add_fused_lm_head, disable_dropout_in_model}` and
 `trl.trainer.callbacks.SyncRefModelCallback` (`adopt_ref_model` replays TRL's reference set-up).
 """
