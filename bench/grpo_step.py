@@ -262,7 +262,8 @@ def loss_equality(
     from trl import GRPOTrainer
 
     from r1cli.grpo.loss import rollout_correction
-    from r1cli.grpo.trainer import R1GRPOTrainer, plan_buckets
+    from r1cli.grpo.scoring import plan_buckets, prefix_sharing_applies
+    from r1cli.grpo.trainer import R1GRPOTrainer
 
     if folder is None:  # TRL loads its reference from the model's folder
         folder = "/tmp/r1cli-bench-grpo/eq-model"
@@ -304,7 +305,7 @@ def loss_equality(
     drift = ((batch["sampling_per_token_logps"] - cur) * cm).sum(1) / cm.sum(1).clamp(min=1)
     neg = drift[batch["advantages"] < 0].sort().values  # a threshold between two drifts: no ties to round
     opsm_threshold = ((neg[len(neg) // 2 - 1] + neg[len(neg) // 2]) / 2).item()
-    shared = r1_tr._prefix_sharing_applies(r1_tr.model, ids, batch["completion_ids"].size(1))
+    shared = prefix_sharing_applies(r1_tr.model, ids, batch["completion_ids"].size(1), r1_tr.scoring, r1_tr.accelerator)
     key = (
         batch["completion_mask"].sum(1)
         if shared

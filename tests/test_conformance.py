@@ -155,6 +155,7 @@ def test_rl_rewards_see_the_prefill_as_eval_grades_it(family, questions, monkeyp
     import trl
 
     from r1cli.grpo.trainer import R1GRPOTrainer
+    from r1cli.grpo.trl_private import HookHandoff
     from r1cli.rewards import get_reward
     from r1cli.stages import eval as eval_stage
     from r1cli.tasks.benchmarks import load_benchmark
@@ -173,6 +174,7 @@ def test_rl_rewards_see_the_prefill_as_eval_grades_it(family, questions, monkeyp
 
     monkeypatch.setattr(trl.GRPOTrainer, "_calculate_rewards", calc)
     trainer = object.__new__(R1GRPOTrainer)
+    trainer._handoff = HookHandoff()  # what __init__ sets up for the hooks
     rewards = R1GRPOTrainer._calculate_rewards(trainer, [{}], [rendered], [completion], [[1]])
     bench = load_benchmark(str(questions))
     rec = eval_stage.Grader(bench).record(0, bench.rows[0], rendered, "k",

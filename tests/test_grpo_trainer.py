@@ -131,6 +131,31 @@ def _forward_logps(model, batch, temperature=1.0):
     )
 
 
+# ------------------------------------------------------------------ TRL internals
+
+
+def test_trl_internals_are_where_r1cli_expects_them(tok, dataset, tmp_path):
+    """What `r1cli.grpo.trl_private` lists exists in the installed TRL; a failure means: re-check that module
+    against the new TRL (and bump its TRL_CHECKED)."""
+    import inspect
+
+    import trl
+    from packaging.version import Version
+    from trl import GRPOTrainer
+
+    from r1cli.grpo import trl_private
+
+    assert Version(trl.__version__).release[:2] == Version(trl_private.TRL_CHECKED).release[:2]
+    for name in trl_private.HOOKS:
+        assert callable(getattr(GRPOTrainer, name, None)), name
+    scoring_params = inspect.signature(GRPOTrainer._get_per_token_logps_and_entropies).parameters
+    assert set(trl_private.MULTIMODAL_KEYS) <= set(scoring_params)
+    tr = _trainer(tok, dataset, tmp_path)
+    for name in trl_private.ATTRIBUTES:
+        assert hasattr(tr, name), name
+    assert set(trl_private.grpo_loss_options(tr)) <= set(inspect.signature(grpo_loss).parameters)
+
+
 # ------------------------------------------------------------------ length buckets
 
 
@@ -150,7 +175,7 @@ def test_plan_buckets_partitions_rows_and_cuts_padding():
 def test_loss_equals_grpo_loss_and_trl_on_the_same_tensors(tok, dataset, tmp_path):
     from trl import GRPOTrainer
 
-    from r1cli.grpo.trainer import plan_buckets
+    from r1cli.grpo.scoring import plan_buckets, prefix_sharing_applies
 
     tr = _trainer(tok, dataset, tmp_path, beta=0.04, loss_type="grpo")
     tr.current_gradient_accumulation_steps = 1  # set by the training loop; outside it, by hand
@@ -167,8 +192,8 @@ def test_loss_equals_grpo_loss_and_trl_on_the_same_tensors(tok, dataset, tmp_pat
         tr, model, ids, am, C, compute_entropy=True
     )
     for shared in (False, True):  # length buckets with TRL's fused head; the shared-prompt forward
-        tr.share_prompt_prefix = shared
-        assert tr._prefix_sharing_applies(model, ids, C) == shared
+        tr.scoring.share_prompt_prefix = shared
+        assert prefix_sharing_applies(model, ids, C, tr.scoring, tr.accelerator) == shared
         lp, ent, _ = tr._get_per_token_logps_and_entropies(model, ids, am, C, compute_entropy=True)
         assert torch.allclose(lp[m], lp_ref[m], atol=1e-5), shared  # = one full forward
         assert torch.all(lp[~m] == 0) and torch.all(ent[~m] == 0)
@@ -194,7 +219,7 @@ def test_loss_equals_grpo_loss_and_trl_on_the_same_tensors(tok, dataset, tmp_pat
     # gradients: the shared-prompt forward and length buckets give TRL's (one padded forward, fused head)
     grads = []
     for shared, buckets in ((True, True), (False, True), (False, False)):
-        tr.share_prompt_prefix, tr.length_buckets = shared, buckets
+        tr.scoring.share_prompt_prefix, tr.scoring.length_buckets = shared, buckets
         model.zero_grad(set_to_none=True)
         tr._compute_loss(model, batch).backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
@@ -202,7 +227,7 @@ def test_loss_equals_grpo_loss_and_trl_on_the_same_tensors(tok, dataset, tmp_pat
     assert torch.allclose(grads[0], grads[2], rtol=1e-4, atol=1e-7)
     assert torch.allclose(grads[1], grads[2], rtol=1e-4, atol=1e-7)
     # advantages are compute_advantages of the summed rewards, group by group
-    rewards = tr._total_rewards(tr._raw_rewards)
+    rewards = tr.last_scored.rewards
     assert torch.allclose(batch["advantages"], compute_advantages(rewards, G, "group"))
     assert tr.ref_model is not None and not any(p.requires_grad for p in tr.ref_model.parameters())
 
@@ -215,7 +240,7 @@ def test_old_logprobs_are_the_samplers_when_iterating(tok, dataset, tmp_path):
         fresh = _forward_logps(tr.model, batch)
     m = batch["completion_mask"].bool()
     assert torch.allclose(batch["old_per_token_logps"][m], fresh[m], atol=1e-4)
-    tr.reuse_generation_logprobs = False  # TRL's own forward gives the same numbers
+    tr.scoring.reuse_generation_logprobs = False  # TRL's own forward gives the same numbers
     batch2 = _batch(tr, dataset)
     with torch.no_grad():
         fresh2 = _forward_logps(tr.model, batch2)
@@ -517,16 +542,16 @@ def test_gdpo_advantages_equal_trls(tok, dataset, tmp_path):
     score_once = tr._score_once
 
     def spy(inputs):
-        out, rewards = score_once(inputs)
-        seen["trl"] = out["advantages"].clone()  # TRL's, before r1 replaces them
-        return out, rewards
+        scored = score_once(inputs)
+        seen["trl"] = scored.batch["advantages"].clone()  # TRL's, before r1 replaces them
+        return scored
 
     tr._score_once = spy
     batch = _batch(tr, dataset)
     assert torch.allclose(batch["advantages"], seen["trl"], atol=1e-5)
     assert batch["advantages"].abs().max() > 0.1
     assert not torch.allclose(
-        batch["advantages"], compute_advantages(tr._total_rewards(tr._raw_rewards), G, "group"), atol=1e-2
+        batch["advantages"], compute_advantages(tr.last_scored.rewards, G, "group"), atol=1e-2
     )
 
 
@@ -595,13 +620,14 @@ def test_dynamic_sampling_drops_and_refills_zero_variance_groups(tok, dataset, t
     tr.model.train()
     batch = tr._generate_and_score_completions(rows)
     assert batch["completion_ids"].size(0) == 4 * G
-    rewards = tr._last_rewards
+    rewards = tr.last_scored.rewards
     flat = zero_variance_groups(rewards, G)
     m = tr._metrics["train"]
     assert m["dynamic_sampling/zero_std_share"][-1] >= 0.5
     assert m["dynamic_sampling/rounds"][-1] >= 1
     assert flat.sum().item() == round(m["dynamic_sampling/unfilled_share"][-1] * 4)
     assert torch.allclose(batch["advantages"], compute_advantages(rewards, G))
+    assert torch.equal(tr.last_scored.rewards_per_func[:, 0], rewards)  # joined row for row with the totals
     assert batch["num_items_in_batch"].item() == batch["completion_mask"].sum().item()
     # the joined batch is consistent: every completion row lines up with its prompt row
     assert batch["prompt_ids"].size(0) == batch["completion_mask"].size(0) == batch["advantages"].numel()
@@ -618,16 +644,17 @@ def test_dynamic_sampling_without_tries_keeps_flat_groups_at_zero_advantage(tok,
 
 def test_refill_stream_is_seeded_and_resumes_from_its_position(tok, dataset, tmp_path):
     tr = _trainer(tok, dataset, tmp_path, dynamic_sampling=True)
-    first = [r["prompt"] for r in tr._draw_refill(30, 1)]
+    first = [r["prompt"] for r in tr.dynamic_sampler.draw(30, 1)]
     assert len(set(first)) == 30  # one permutation of the 40 prompts: no repeats within an epoch
-    rest = [r["prompt"] for r in tr._draw_refill(15, 1)]  # crosses into the next epoch
+    rest = [r["prompt"] for r in tr.dynamic_sampler.draw(15, 1)]  # crosses into the next epoch
     assert set(rest[:10]) == {r["prompt"] for r in dataset} - set(first)
-    assert (tr._refill_epoch, tr._refill_pos) == (1, 5)
+    assert tr.dynamic_sampler.state() == {"epoch": 1, "position": 5}
     # what a checkpoint stores (epoch, position) is enough to continue the same stream
     other = _trainer(tok, dataset, tmp_path, dynamic_sampling=True)
-    other._refill_epoch, other._refill_pos = 1, 5
-    other._refill_order = other._refill_permutation(1)
-    assert [r["prompt"] for r in other._draw_refill(5, 1)] == [r["prompt"] for r in tr._draw_refill(5, 1)]
+    other.dynamic_sampler.load_state({"epoch": 1, "position": 5})
+    assert [r["prompt"] for r in other.dynamic_sampler.draw(5, 1)] == [
+        r["prompt"] for r in tr.dynamic_sampler.draw(5, 1)
+    ]
 
 
 # ------------------------------------------------------------------ config
@@ -797,7 +824,7 @@ def test_a_reward_returning_none_is_left_out_not_zero(tok, dataset, tmp_path):
     rows = [dict(dataset[i]) for i in (0, 1, 2, 3) for _ in range(G)]
     tr.model.train()
     batch = tr._generate_and_score_completions(rows)
-    raw, total = tr._raw_rewards, tr._last_rewards
+    raw, total = tr.last_scored.rewards_per_func, tr.last_scored.rewards
     assert torch.isnan(raw[:G, 0]).all() and torch.allclose(total[:G], torch.full((G,), 1.0))
     assert torch.isnan(raw[G : 2 * G, 1]).all() and torch.equal(total[G : 2 * G], raw[G : 2 * G, 0])
     assert torch.allclose(total[2 * G : 3 * G], raw[2 * G : 3 * G, 0] + 2 * 0.5)

@@ -83,7 +83,7 @@ def test_rollout_and_eval_see_identical_tokens_and_reward_inputs(tiny_base_path,
     trainer.model.train()
     rows = [dict(data[i]) for i in range(len(data)) for _ in range(G)]
     out = trainer._generate_and_score_completions(rows)
-    raw = trainer._raw_rewards  # [N, 2] accuracy, format
+    raw = trainer.last_scored.rewards_per_func  # [N, 2] accuracy, format
 
     # --- the eval stage's path: its own model and tokenizer load (above), its prompts, sampler and grader
     # 1. the same prompt text and the same prompt token ids

@@ -147,6 +147,15 @@ def _as_2d(advantages: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 # ---------------------------------------------------------------- advantages
 
 
+def total_rewards(rewards_per_func: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """[N, F] reward of each completion under each function (NaN = the function does not apply) and [F] weights
+    -> [N] weighted sum over the functions that apply; NaN where none does (an unscorable completion)."""
+    w = weights.to(rewards_per_func.device)
+    total = (rewards_per_func * w.unsqueeze(0)).nansum(dim=1)
+    total[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+    return total
+
+
 def compute_advantages(
     rewards: torch.Tensor,
     group_size: int,
@@ -614,12 +623,7 @@ def grpo_loss(
         `rollout_weight/mean`, `_min`, `_max`; with a bonus `policy_loss` (before accumulation and bonus),
         `bonus_entropy` (H̄) and `bonus_tokens`; and `num_tokens`.
     """
-    if loss_type not in LOSS_TYPES:
-        raise ValueError(f"loss_type must be one of {LOSS_TYPES}, got {loss_type!r}")
-    if importance_sampling_level not in IMPORTANCE_SAMPLING_LEVELS:
-        raise ValueError(
-            f"importance_sampling_level must be one of {IMPORTANCE_SAMPLING_LEVELS}, got {importance_sampling_level!r}"
-        )
+    # loss_type and importance_sampling_level: RLConfig checks them; the dispatch below rejects any other value
     if per_token_logps.dim() != 2:
         raise ValueError(f"per_token_logps must be [B, T], got shape {tuple(per_token_logps.shape)}")
     if completion_mask.shape != per_token_logps.shape:
@@ -628,8 +632,6 @@ def grpo_loss(
         )
     if beta != 0.0 and ref_per_token_logps is None:
         raise ValueError("beta != 0 needs ref_per_token_logps (the reference model's log-probs)")
-    if loss_type == "dr_grpo" and not max_completion_length:
-        raise ValueError("loss_type 'dr_grpo' needs max_completion_length (its constant normaliser)")
     if entropies is None and (top_entropy_quantile < 1.0 or entropy_coef is not None):
         raise ValueError("the entropy mask and the entropy bonus need entropies")
     eps_high = epsilon if epsilon_high is None else epsilon_high

@@ -21,7 +21,6 @@ run with the check trains exactly as one without it.
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import random
 import time
@@ -40,9 +39,11 @@ def _isolated(trainer: Any):
     """Run trainer rollouts without leaving a trace: RNG streams, metric/log buffers, token counter, model mode."""
     import numpy as np
 
+    from r1cli.grpo.trl_private import restore_log_buffers, save_log_buffers
+
     rng = (random.getstate(), np.random.get_state(), torch.get_rng_state())
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    metrics, logs = copy.deepcopy(trainer._metrics), copy.deepcopy(trainer._logs)
+    buffers = save_log_buffers(trainer)
     tokens = trainer.state.num_input_tokens_seen
     training = trainer.model.training
     trainer.model.train()  # the mode TRL samples in during training (num_generations, not num_generations_eval)
@@ -51,10 +52,11 @@ def _isolated(trainer: Any):
         yield trainer._rollout_log
     finally:
         trainer._rollout_log = None
-        trainer._raw_rewards = trainer._last_rewards = trainer._sampler_old_logps = None
+        trainer._handoff.clear()
+        trainer.last_scored = None
         trainer.model.train(training)
         trainer.state.num_input_tokens_seen = tokens
-        trainer._metrics, trainer._logs = metrics, logs
+        restore_log_buffers(trainer, buffers)
         random.setstate(rng[0])
         np.random.set_state(rng[1])
         torch.set_rng_state(rng[2])
@@ -70,7 +72,8 @@ def pick_rows(n_rows: int, n: int, seed: int) -> list[int]:
 def run_preflight(trainer: Any, n_prompts: int, *, seed: int = 0) -> dict[str, Any]:
     """Sample `num_generations` completions for `n_prompts` training prompts with `trainer` (an `R1GRPOTrainer`
     built as the run builds it), score them with its rewards, and return the report (see the module docstring)."""
-    from r1cli.grpo.loss import zero_variance_groups
+    from r1cli.grpo.loss import total_rewards, zero_variance_groups
+    from r1cli.grpo.trl_private import tokenizer
 
     if trainer.accelerator.num_processes > 1:
         raise ValueError("the preflight check runs on a single process")
@@ -85,8 +88,7 @@ def run_preflight(trainer: Any, n_prompts: int, *, seed: int = 0) -> dict[str, A
         for start in range(0, len(rows), per_call):
             chunk = rows[start : start + per_call]
             inputs = [dict(r) for r in chunk for _ in range(G)]
-            trainer._score_once(inputs)
-            raw.append(trainer._raw_rewards.detach().float().cpu())
+            raw.append(trainer._score_once(inputs).rewards_per_func.detach().float().cpu())
             rec = rollouts[-1]
             ids += rec["completion_ids"]
             texts += [_text(c) for c in rec["completions"]]
@@ -95,7 +97,7 @@ def run_preflight(trainer: Any, n_prompts: int, *, seed: int = 0) -> dict[str, A
                 log(f"preflight: {start + len(chunk)}/{len(rows)} prompts sampled ({time.perf_counter() - t0:.0f} s)")
     seconds = time.perf_counter() - t0
     rewards = torch.cat(raw)  # [N·G, F], NaN where a function does not apply
-    total = trainer._total_rewards(rewards)
+    total = total_rewards(rewards, trainer.reward_weights)
     names = list(trainer.reward_func_names)
     weights = [float(w) for w in trainer.reward_weights.tolist()]
     per_func = {}
@@ -110,7 +112,7 @@ def run_preflight(trainer: Any, n_prompts: int, *, seed: int = 0) -> dict[str, A
             "zero_std_groups": zero_variance_groups(col, G).float().mean().item(),
         }
     flat = zero_variance_groups(total, G)
-    eos = set(trainer.eos_token_ids) | {trainer._tokenizer.pad_token_id}
+    eos = set(trainer.eos_token_ids) | {tokenizer(trainer).pad_token_id}
     lengths = [len(c) for c in ids]
     truncated = [not c or c[-1] not in eos for c in ids]
     written = [_as_written(p, t) for p, t in zip(prompts, texts, strict=True)]
