@@ -48,7 +48,7 @@ __all__ = ["R1GRPOTrainer", "plan_buckets"]
 
 def _option(args: Any, name: str) -> Any:
     """An r1cli field of `RLConfig`; a plain `trl.GRPOConfig` gets RLConfig's default."""
-    from r1cli.grpo.config import RLConfig
+    from r1cli.stages.rl_config import RLConfig
 
     return getattr(args, name, RLConfig.__dataclass_fields__[name].default)
 
