@@ -167,3 +167,29 @@ def test_corpus_mix_schedule_and_mixed_steps():
     plan = tb.batches(enc, 32, 4)
     assert len(plan) == 100 and all(len(step) == 4 and sum(map(len, step)) == 32 for step in plan)
     assert all(len(step[0][0][0]) <= len(step[-1][-1][0]) for step in plan)
+
+
+def test_tokenizer_corpus_does_not_follow_the_task_registry(tmp_path, monkeypatch):
+    """Registering a new built-in task must not change the base built under an unchanged cache key (adding
+    `addition` to the registry once changed the tiny tokenizer's corpus, so a fresh cache built another base)."""
+    import r1cli.tasks as tasks
+
+    class Stop(Exception):
+        pass
+
+    def corpus_of() -> list[str]:
+        seen: list[str] = []
+
+        def capture(texts, vocab_size):
+            seen.extend(texts)
+            raise Stop
+
+        monkeypatch.setattr(tb_cache, "train_tokenizer", capture)
+        with pytest.raises(Stop):
+            tb_cache.build(tb.preset_config("tiny-test"), seed=0, out=tmp_path / "b")
+        return seen
+
+    before = corpus_of()
+    monkeypatch.setitem(tasks._TASKS, "aaa_new", tasks._TASKS["linear"])
+    assert "aaa_new" in tasks.available_tasks()
+    assert corpus_of() == before

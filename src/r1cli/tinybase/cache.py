@@ -21,16 +21,21 @@ from r1cli.tinybase.tokenizer import EOS, PAD, train_tokenizer
 MANIFEST = "r1cli_tinybase.json"
 
 
+# the built-in tasks whose texts train the tiny tokenizer (part of the base's definition, like TINYBASE_VERSION)
+TOKENIZER_TASKS = ("arith", "countdown", "linear")
+
+
 def build(cfg: TinyBaseConfig, seed: int, out: Path) -> dict[str, Any]:
     """Train tokenizer and model and save them to `out` (a plain HF folder); the manifest is written last."""
-    from r1cli.tasks import available_tasks, get_task
+    from r1cli.tasks import get_task
     from r1cli.tasks.base import PRETRAIN
 
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    # tokenizer corpus: the pretraining task in both styles plus the other built-in tasks, and the chat markup
+    # tokenizer corpus: the pretraining task in both styles plus the tasks the base was designed with, and the chat
+    # markup; a fixed list, so registering a new task does not silently change every base built under the same key
     texts: list[str] = []
-    for name in available_tasks():
+    for name in TOKENIZER_TASKS:
         task = get_task(name, **(dict(cfg.task_params) if name == cfg.task else {}))
         k = cfg.tokenizer_rows if name == cfg.task else max(1, cfg.tokenizer_rows // 10)
         for row in task.generate(PRETRAIN, k, seed=seed + 1000, unique=False):
