@@ -2,7 +2,7 @@
 Qwen2.5-1.5B-architecture model. Prints ONE JSON line on stdout: peak GPU memory and step time.
 
     python bench/gpu_check.py [--steps 4] [--num-generations 8] [--max-new-tokens 512] [--prompts-per-step 1]
-    python bench/gpu_check.py --smoke      # tiny config on CPU in seconds (tests/test_gpu_check.py runs it)
+    python bench/gpu_check.py --smoke      # tiny config on CPU in seconds (tests/bench/test_gpu_check.py runs it)
 
 Nothing is downloaded (the GPU machine has no hub access):
 - the model config is Qwen2.5-1.5B's published `config.json` values, written out below (`QWEN25_1_5B`); the weights

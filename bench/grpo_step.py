@@ -257,7 +257,7 @@ def loss_equality(
     """Both trainers' loss and gradients on one batch scored by TRL (identical completions and log-prob inputs),
     for every loss option family (`option_families`). The rollout weights TRL's side multiplies are computed by
     r1cli's `rollout_correction` from the batch's log-probs (TRL computes them while generating with vLLM only;
-    tests/test_grpo_trainer.py checks that function against TRL's own vLLM path)."""
+    tests/grpo/test_trainer.py checks that function against TRL's own vLLM path)."""
     import torch
     from trl import GRPOTrainer
 

@@ -433,7 +433,7 @@ def save_model(model: Any, tokenizer: Any, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "module", model)  # DDP / accelerate wrappers
-    debug_rank_hash(model, out)  # no-op unless R1CLI_DEBUG_RANK_HASH is set (tests/test_accelerate.py)
+    debug_rank_hash(model, out)  # no-op unless R1CLI_DEBUG_RANK_HASH is set (tests/runs/test_ranks.py)
     is_peft = hasattr(model, "peft_config")
     if is_4bit(model) and not is_peft:
         raise StageError("cannot save a 4-bit model without LoRA adapters", hint="train with use_peft: true")

@@ -13,7 +13,7 @@ from r1cli.grading import engine
 from r1cli.grading.answers import extract_answer, is_canonical_int, normalize_gold, parse_inputs
 from r1cli.rewards import get_reward
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 ITEM_BOUND_S = 3.5  # "a pathological item costs at most ~2 s" (+ margin for a loaded 2-core machine)
 
 

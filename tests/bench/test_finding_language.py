@@ -17,7 +17,7 @@ from r1cli.errors import ConfigError
 from r1cli.rewards import get_reward
 from r1cli.tasks import get_task
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FINDINGS = ROOT / "recipes" / "tiny" / "findings"
 LC_PARAMS = {"language": "en", "languages": ["en", "zh"]}
 

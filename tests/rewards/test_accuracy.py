@@ -19,7 +19,7 @@ import pytest
 from r1cli.grading import engine
 from r1cli.rewards import get_reward
 
-CASES = Path(__file__).resolve().parent / "data" / "math_verify_cases.jsonl"
+CASES = Path(__file__).resolve().parents[1] / "data" / "math_verify_cases.jsonl"
 ITEM_BOUND_S = 3.5  # the reward's ~2 s per pathological item, with a margin for a loaded 2-core machine
 
 
