@@ -173,6 +173,12 @@ class TrainerOverrides:
         default="none", metadata={"help": "Experiment tracker: none, tensorboard, wandb, trackio."}
     )
 
+    def prepare_trainer_args(self) -> None:
+        """Before TRL's `__post_init__`: checkpoints under `<output>/checkpoints`, device-dependent precision."""
+        if getattr(self, "output", None):
+            self.output_dir = f"{self.output}/checkpoints"
+        self.resolve_precision()
+
     def resolve_precision(self) -> None:
         """Resolve device-dependent defaults before TRL's `__post_init__` runs (call it first)."""
         import torch

@@ -53,9 +53,7 @@ class ColdstartConfig(Rendering, InputData, ModelArgs, TrainerOverrides, SFTConf
     seed: int = field(default=0, metadata={"help": "Random seed."})
 
     def __post_init__(self) -> None:
-        if self.output:
-            self.output_dir = f"{self.output}/checkpoints"
-        self.resolve_precision()
+        self.prepare_trainer_args()
         super().__post_init__()
         self._check_model_args()
         if self.max_samples is not None and self.max_samples <= 0:

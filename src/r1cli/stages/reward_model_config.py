@@ -56,9 +56,7 @@ class RewardModelConfig(InputData, ModelArgs, TrainerOverrides, RewardConfig):
     seed: int = field(default=0, metadata={"help": "Seed for data, head initialisation and order."})
 
     def __post_init__(self) -> None:
-        if self.output:
-            self.output_dir = f"{self.output}/checkpoints"
-        self.resolve_precision()
+        self.prepare_trainer_args()
         super().__post_init__()
         self._check_model_args()
         if self.load_in_4bit:
