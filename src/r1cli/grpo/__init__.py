@@ -1,5 +1,5 @@
 """GRPO for r1cli: the maths (`loss`, pure torch) and the thin TRL trainer subclass (`trainer.R1GRPOTrainer`); its
-config, `RLConfig`, is the `r1 rl` stage's (`r1cli.stages.rl_config`).
+config, `GRPOStageConfig` (`config.py`), is what `r1 rl`'s RLConfig is and `r1 align`'s AlignConfig extends.
 Names are imported lazily: `import r1cli.grpo` costs nothing."""
 
 from __future__ import annotations

@@ -47,10 +47,10 @@ __all__ = ["R1GRPOTrainer", "plan_buckets"]
 
 
 def _option(args: Any, name: str) -> Any:
-    """An r1cli field of `RLConfig`; a plain `trl.GRPOConfig` gets RLConfig's default."""
-    from r1cli.stages.rl_config import RLConfig
+    """An r1cli field of the GRPO stage config; a plain `trl.GRPOConfig` gets its default."""
+    from r1cli.grpo.config import GRPOStageConfig
 
-    return getattr(args, name, RLConfig.__dataclass_fields__[name].default)
+    return getattr(args, name, GRPOStageConfig.__dataclass_fields__[name].default)
 
 
 def _is_peft_model(model: Any) -> bool:

@@ -1,5 +1,5 @@
-"""`AlignConfig`: the config of `r1 align` (paper §2.3.4, RL for all scenarios), an `RLConfig` (every GRPO and
-TRL option, the model loader) plus a prompt mixture and rewards per row kind.
+"""`AlignConfig`: the config of `r1 align` (paper §2.3.4, RL for all scenarios), a `GRPOStageConfig` (every GRPO and
+TRL option, the model loader; `r1 rl`'s RLConfig is exactly that) plus a prompt mixture and rewards per row kind.
 
 - `mixture`: prompt sources, each `{input, kind, columns, n, weight, task_params, instruction}`; `input` is a
   built-in task (arith, countdown, linear: kind reasoning), `general` (the built-in general prompts), an r1cli
@@ -11,7 +11,7 @@ TRL option, the model loader) plus a prompt mixture and rewards per row kind.
 - `reward_model` / `reward_model_normalize` / `reward_model_device`: defaults filled into the `helpfulness` and
   `harmlessness` params that do not set `model` / `normalize` / `device`.
 
-`rewards` (RLConfig's flat list, whose weights become TRL's `reward_weights`) is derived from `rewards_by_kind`
+`rewards` (the GRPO options' flat list, whose weights become TRL's `reward_weights`) is derived from `rewards_by_kind`
 and written to config.yaml; setting it by hand to anything else is an error.
 """
 
@@ -21,7 +21,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
-from r1cli.stages.rl_config import RLConfig
+from r1cli.grpo.config import GRPOStageConfig
 
 RM_REWARDS = ("helpfulness", "harmlessness")
 SOURCE_KEYS = ("input", "kind", "columns", "n", "weight", "task_params", "instruction")
@@ -40,7 +40,7 @@ def _default_rewards_by_kind() -> dict[str, list[Any]]:
 
 
 @dataclass
-class AlignConfig(RLConfig):
+class AlignConfig(GRPOStageConfig):
     """`r1 align`: GRPO on a mixture of reasoning and general prompts, each row scored by the rewards of its kind."""
 
     mixture: list[dict[str, Any]] = field(

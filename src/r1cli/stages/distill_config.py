@@ -1,5 +1,5 @@
-"""`DistillConfig`: the config of `r1 distill`, a `ColdstartConfig` (the student's SFT, every TRL option) plus the
-teacher's fields (see `r1cli.config_groups` for how configs are built)."""
+"""`DistillConfig`: the config of `r1 distill`, an `SFTStageConfig` (the student's SFT, every TRL option; `r1
+coldstart`'s ColdstartConfig is exactly that) plus the teacher's fields (see `r1cli.config_groups`)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any, Literal, Optional
 
 from r1cli.decontam import DEFAULT_EVAL_SETS
 from r1cli.filters import ReadabilityFilters
-from r1cli.stages.coldstart_config import ColdstartConfig
+from r1cli.sft_config import SFTStageConfig
 
 
 @dataclass
-class DistillConfig(ColdstartConfig):
+class DistillConfig(SFTStageConfig):
     """`r1 distill`: a teacher writes reasoning traces for a prompt set; the student (`model`) is fine-tuned on them.
 
     `input` is the prompt set (a built-in task name, or a dataset with `prompt` and optional `answer`), or with
