@@ -9,10 +9,8 @@ contaminated when any of its n-grams is in the set; a text shorter than n words 
 matches only an identical short text.
 
 Built-in task test splits are matched on the whole normalised prompt instead: their prompts come from a tiny
-grammar ("Apply the steps in order, starting from 0: a: +7 ..."), so 8-grams recur between disjoint problems.
-Measured (seed 0, 1000 train vs the 1000 test prompts): 100% of arith and of countdown train prompts share an
-8-gram with some test prompt, although the hash split guarantees that no train prompt *is* a test prompt.
-Exact match (lower case, whitespace collapsed, punctuation and signs kept: `5x - 36` is not `5x + 36`) is the
+grammar ("Apply the steps in order, starting from 0: a: +7 ..."), so 8-grams recur between disjoint problems
+(every arith train prompt shares one with some test prompt: docs/design-notes.md). Exact match (lower case, whitespace collapsed, punctuation and signs kept: `5x - 36` is not `5x + 36`) is the
 honest test there. The task split is the problem set `r1 eval` uses by default (seed 0, the first 1000 test
 problems at default difficulty).
 

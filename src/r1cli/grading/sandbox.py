@@ -1,6 +1,6 @@
 """A sandbox for model-written Python: run a program against test inputs and report what it did.
 
-What contains it (measurements in `../shared/notes/sandbox.md`):
+What contains it (measurements in `docs/design-notes.md`):
 - a separate process tree, started in its own session, killed as a whole on return (process group, then every
   process of the sandbox uid);
 - rlimits: CPU seconds per process, address space, file size (output cap), open files, no core dumps, and a
@@ -17,7 +17,7 @@ What contains it (measurements in `../shared/notes/sandbox.md`):
 - capped output: each test's stdout is a file limited by RLIMIT_FSIZE (a bigger write kills the program with
   SIGXFSZ); the parent reads at most a bounded number of bytes from the harness.
 
-Not done: a seccomp filter (`pyseccomp` is not a dependency; bwrap's namespaces cover what the note measured).
+Not done: a seccomp filter (`pyseccomp` is not a dependency; bwrap's namespaces cover what was measured).
 The expected outputs never enter the sandbox: `r1cli.rewards.code` compares outside.
 """
 

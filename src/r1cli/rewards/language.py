@@ -1,8 +1,8 @@
 """`language_consistency`: the share of chain-of-thought words written in the target language (paper §2.3.3).
 
 The paper adds this reward to the accuracy reward to stop language mixing in the CoT; it measures "the
-proportion of target language words in the CoT". How we count (see `../shared/notes/language.md` for the
-measurements behind each choice):
+proportion of target language words in the CoT". How we count (the measurements behind each choice are in
+`docs/design-notes.md`):
 
 1. The CoT is the text inside `<think>…</think>` (or before `</think>` when the template prefilled `<think>`);
    a completion without `</think>` counts whole.

@@ -45,8 +45,8 @@ MIXED_EQ = "得到"  # "gives": what a `mixed` step line writes instead of "="
 class ArithParams:
     """Difficulty knobs of `arith`."""
 
-    # 6-8 steps: measured on the tiny base (seed 0, 1,000 held-out problems, T=1), 12.8% sampled accuracy with
-    # forced step-by-step 36.5% vs forced terse 6.5%; with 8-10 steps the same build recipe gave 4.9% sampled.
+    # 6-8 steps: long enough that the step-by-step style clearly beats the terse one, short enough that the tiny
+    # base sometimes gets it right (docs/design-notes.md)
     min_terms: int = field(default=6, metadata={"help": "Fewest steps per problem."})
     max_terms: int = field(default=8, metadata={"help": "Most steps per problem (at most 26)."})
     max_digit: int = field(default=9, metadata={"help": "Largest step size (steps are +-1..max_digit)."})

@@ -13,37 +13,21 @@ Format the model learns: `build_prompt(question, "chat", tok, instruction=None)`
 are special. The BPE is trained with Qwen2's own pre-tokenization (NFC, Qwen2's split regex, ByteLevel without
 regex) because transformers 5 rebuilds a qwen2 tokenizer's pre-tokenizer on load.
 
-Why the corpus has two solution styles (room for RL; see ../shared/notes/grpo-tiny.md). With one style GRPO moved
-accuracy ~1 point: a binary reward on a few thousand prompts cannot out-teach ~100k supervised examples. RL shows
-its effect when the base *sometimes* does something that pays off. So each pretraining completion is written in
-one of two styles, chosen by the first word after `<think>\\n`:
+Why the corpus has two solution styles: RL shows its effect only when the base *sometimes* does something that
+pays off (with one style GRPO moved accuracy by about a point). Each pretraining completion is written in one of two
+styles, chosen by the first word after `<think>\n`:
 
 - `detailed` ("Step by step:", a minority of the corpus, `detailed_share`): one line per prompt line,
-  `c: 13+7=20`. Each step is trivial (a one-digit addition to a total copied from the line above) and its operand
-  is found by its label `c:` in the prompt — a content lookup — instead of by counting lines, which the tiny model
-  could not do (it fetched term k right 12–15% of the time for k >= 3 in the note's running-sum base).
-- `terse` ("All at once.", the majority): the answer directly, i.e. a sum of 6–8 signed digits in one forward
-  pass, which the model gets right much less often.
+  `c: 13+7=20`; each operand is found by its label `c:` in the prompt (a content lookup) rather than by counting
+  lines, which the tiny model could not do.
+- `terse` ("All at once.", the majority): the answer directly, which the model gets right much less often.
 
 The corpus starts at `detailed_share_start` (50%) detailed and anneals to `detailed_share` (25%) by 75% of the
 steps: the early excess teaches the skill, the late mix sets the style prior. Every optimizer step holds the corpus
-mix (rows sorted by length into accumulated micro-batches): with length-bucketed steps, whole steps were one style
-and the style prior swung from batch to batch (a base built that way chose `detailed` 0.8% of the time).
-
-The base therefore picks the more reliable style only sometimes; GRPO can raise accuracy (and response length,
-the paper's "thinks longer") by shifting that one early choice. Measure the precondition with
-`evaluate_accuracy(..., prefix=task.style_prefix(style))`: the forced detailed style must be clearly more accurate
-than the forced terse one. Measured on the default preset (`tiny`, seed 0, 6-8 steps per problem, 1.69M params,
-800 steps x 32 rows = 2.6M tokens, 2 threads on an idle 2-core machine: 6.0k tokens/s, 433 s), on 1,000 held-out
-problems: T=1 12.8% ± 1.1 with the detailed style chosen 24%; forced detailed 36.5% ± 1.5, forced terse
-6.5% ± 0.8; T=0.6 11.5%; greedy 6.9% (always terse); 63% of G=8 groups have reward variance. Shifting the one
-style token is worth ~+24 points to RL. The same recipe with 8-10 steps gave 4.9% at T=1 (a 2-thread build;
-an earlier 1-thread build of it measured 13.7%, so builds vary by several points), forced detailed 33%, terse
-4.4%. Per-line diagnosis of forced greedy traces (8-10 steps): label 100%, running-total copy 100%, one-digit
-sums 98.7%, operand fetched by label 87.8% (100% on lines 1-2, 70% on lines 9-10) — the lookup, not the
-arithmetic, limits the detailed style. An earlier build with length-bucketed (single-style) steps reached only
-3.8% natural / 0.2% forced detailed at step 300 of 800. Under CPU contention use 1 torch thread or
-OMP_WAIT_POLICY=PASSIVE: OpenMP spin-waits made a 2-thread build ~7x slower when other processes held the cores.
+mix (rows sorted by length into accumulated micro-batches), so the style prior does not swing from batch to batch.
+The precondition for RL is checked with `evaluate_accuracy(..., prefix=task.style_prefix(style))`: the forced
+detailed style must be clearly more accurate than the forced terse one. The measurements behind these choices are
+in `docs/design-notes.md`.
 
 Opt-in third style, for the language-mixing finding (preset `tiny-mix`; `mixed_share` > 0 needs a task with a
 `mixed` style, e.g. `arith` with `mixed_style`): a share `mixed_share` of the detailed-style rows is written in
