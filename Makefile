@@ -198,7 +198,7 @@ finding-language: install
 findings: rl-zero finding-r1zero finding-coldstart finding-distill finding-language
 
 # ---- benchmarks: one JSON file per bench in bench/results/ (model, cores, load average, torch/transformers/trl
-# versions, timestamp, the command); bench/table.py prints README's performance table from them. Sized for < 15
+# versions, timestamp, the command); bench/table.py prints README's performance table from them. Sized for < 25
 # minutes on 2 cores (the tiny base and SmolLM2 built/converted once before, cached); each bench measures its peer
 # in the same run, so the ratios hold on a loaded machine too.
 BENCH_MODELS ?= tiny,smollm2
@@ -212,6 +212,8 @@ bench: install
 	$(BENCH_PY) bench/rewards.py --out bench/results/rewards.json
 	$(BENCH_PY) bench/meta.py bench/results/grpo_step.json -- $(BIN)/python bench/grpo_step.py --model tiny \
 	  --steps $(GRPO_STEPS) --warmup 1
+	$(BENCH_PY) bench/meta.py bench/results/grpo_step_smollm2.json -- $(BIN)/python bench/grpo_step.py --model smollm2 \
+	  --steps 3 --warmup 1 --prompts 4 --generations 8 --max-completion-length 128 --threads 2
 	$(BIN)/python bench/table.py bench/results
 
 gpu-check:

@@ -44,12 +44,13 @@ def rows(folder: Path) -> list[str]:
                    f"{t['engine_parallel_items_per_s']:,}) | math-verify, each gold parsed once "
                    f"{t['peer_items_per_s']:,} items/s | **{t['speedup']}x** ({t['workers_parallel']} workers: "
                    f"{t['speedup_parallel']}x) | {_when(rw)} |")
-    gs = _load(folder, "grpo_step")
-    if gs:
-        out.append(f"| GRPO step, {gs['prompts_per_step']} prompts x G {gs['num_generations']}, <= "
-                   f"{gs['max_completion_length']} tokens, {gs['loss_type']} | tiny | `R1GRPOTrainer` "
-                   f"{gs['median_step_s']['r1']} s | `trl.GRPOTrainer` {gs['median_step_s']['trl']} s | "
-                   f"**{gs['ratio']}x** the time | {_when(gs)} |")
+    for name, model in (("grpo_step", "tiny"), ("grpo_step_smollm2", "smollm2")):
+        gs = _load(folder, name)
+        if gs:
+            out.append(f"| GRPO step, {gs['prompts_per_step']} prompts x G {gs['num_generations']}, <= "
+                       f"{gs['max_completion_length']} tokens, {gs['loss_type']} | {model} | `R1GRPOTrainer` "
+                       f"{gs['median_step_s']['r1']} s | `trl.GRPOTrainer` {gs['median_step_s']['trl']} s | "
+                       f"**{gs['ratio']}x** the time | {_when(gs)} |")
     return out
 
 
