@@ -125,3 +125,15 @@ def test_manifest_killed_mid_write_is_never_partial(tmp_path):
         if p.exists():
             data = json.loads(p.read_text())
             assert len(data["pad"]) == 2_000_000
+
+
+def test_manifest_records_the_runtime_a_result_depends_on(tmp_path, monkeypatch):
+    """Threads change float reductions (SFT weights differ by ~1e-5 between 1 and 2 threads), so the manifest says
+    which ran: a result is reproducible by seed only under the same runtime."""
+    import torch
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    _, man = _finished_run(tmp_path)
+    rt = man["runtime"]
+    assert rt["cpu_count"] == os.cpu_count() and rt["torch_threads"] == torch.get_num_threads()
+    assert rt["world_size"] == 1 and rt["device"] and rt["env"]["OMP_WAIT_POLICY"] == "PASSIVE"

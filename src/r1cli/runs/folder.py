@@ -15,7 +15,9 @@ environment (`r1cli.runs.ranks`), so a single process never imports torch here.
 Manifest schema (version 1):
     schema_version, kind ("dataset" | "model" | "eval"), stage, r1cli_version, git_sha, created_at, status,
     config, inputs [{name, path, kind, content_hash}], outputs {relpath: sha256}, content_hash,
-    data {rows, columns} (datasets), metrics {...}, timings {...}
+    data {rows, columns} (datasets), metrics {...}, timings {...},
+    runtime {cpu_count, torch_threads, world_size, device, env} (what a result may depend on besides the seed and
+    the config: float reductions differ with the thread count, so a rerun is bit-identical only under the same)
 """
 
 from __future__ import annotations
@@ -368,6 +370,7 @@ class RunDir:
             "data": data,
             "metrics": metrics or {},
             "timings": self.timings,
+            "runtime": runtime_facts(),
         }
         if extra:
             man.update(extra)
@@ -375,6 +378,23 @@ class RunDir:
             return man
         atomic_write_text(self.path / MANIFEST, json.dumps(man, indent=2, default=str) + "\n")
         return man
+
+
+def runtime_facts() -> dict[str, Any]:
+    """The hardware and threading a stage ran under (torch's only when the stage imported it: never imported here)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    device = "cpu"
+    if torch is not None and torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+    return {
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "world_size": world_size(),
+        "device": device,
+        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS") if k in os.environ},
+    }
 
 
 def dataset_summary(ds: Any) -> dict[str, Any]:
