@@ -188,24 +188,6 @@ def one_step(tr: Any, rows: list[dict]) -> dict[str, float]:
             "optimizer": time.perf_counter() - o}
 
 
-_ARG_OPTIONS = ("delta", "use_bias_correction_kl")
-
-
-@contextlib.contextmanager
-def _options(tr: Any, opts: dict) -> Any:
-    """Loss options where both trainers' `_compute_loss` read them (the trainer, or `args`), restored afterwards."""
-    saved = []
-    for k, v in opts.items():
-        owner = tr.args if k in _ARG_OPTIONS else tr
-        saved.append((owner, k, getattr(owner, k)))
-        setattr(owner, k, v)
-    try:
-        yield
-    finally:
-        for owner, k, v in reversed(saved):
-            setattr(owner, k, v)
-
-
 def option_families(beta: float, opsm_threshold: float) -> dict[str, list[dict]]:
     """Each loss option family: the cases run through both trainers (`trl` = options for TRL's side only)."""
     clipped = ("grpo", "bnpo", "dr_grpo", "dapo")
@@ -264,6 +246,7 @@ def loss_equality(
     from r1cli.grpo.loss import rollout_correction
     from r1cli.grpo.scoring import plan_buckets, prefix_sharing_applies
     from r1cli.grpo.trainer import R1GRPOTrainer
+    from r1cli.grpo.trl_private import loss_options
 
     if folder is None:  # TRL loads its reference from the model's folder
         folder = "/tmp/r1cli-bench-grpo/eq-model"
@@ -335,7 +318,7 @@ def loss_equality(
                 )
             res = []
             for tr, extra in ((trl_tr, case.get("trl", {})), (r1_tr, {})):
-                with _options(tr, {**opts, **extra}):
+                with loss_options(tr, **{**opts, **extra}):
                     tr.current_gradient_accumulation_steps = 1
                     tr.model.zero_grad(set_to_none=True)
                     loss = tr._compute_loss(tr.model, inputs)

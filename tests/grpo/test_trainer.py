@@ -4,7 +4,6 @@ RLConfig loading. One tokenizer and model family for the module."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import string
 
@@ -20,6 +19,7 @@ from r1cli.grpo.loss import (  # noqa: E402
     grpo_loss,
     zero_variance_groups,
 )
+from r1cli.grpo.trl_private import loss_options  # noqa: E402
 
 G = 4
 
@@ -250,25 +250,6 @@ def test_old_logprobs_are_the_samplers_when_iterating(tok, dataset, tmp_path):
 
 # ------------------------------------------------------------------ every loss option against TRL's _compute_loss
 
-_ARG_OPTIONS = ("delta", "use_bias_correction_kl", "entropy_target", "entropy_coef_delta")
-
-
-@contextlib.contextmanager
-def _options(tr, **opts):
-    """Set loss options where TRL's `_compute_loss` reads them (the trainer, or `args` for `_ARG_OPTIONS`) and put
-    the previous values back afterwards."""
-    saved = []
-    for k, v in opts.items():
-        owner = tr.args if k in _ARG_OPTIONS else tr
-        saved.append((owner, k, getattr(owner, k)))
-        setattr(owner, k, v)
-    try:
-        yield
-    finally:
-        for owner, k, v in reversed(saved):
-            setattr(owner, k, v)
-
-
 def _loss_and_grad(fn, tr, batch):
     """One loss evaluation as a training micro-step: (loss, flat parameter gradient)."""
     tr.model.zero_grad(set_to_none=True)
@@ -289,7 +270,7 @@ def _trl_vs_r1(tr, batch, trl_opts=None, **opts):
     out = []
     for fn, extra in ((GRPOTrainer._compute_loss, trl_opts or {}), (R1GRPOTrainer._compute_loss, {})):
         tr._metrics["train"].clear()
-        with _options(tr, **{**opts, **extra}):
+        with loss_options(tr, **{**opts, **extra}):
             loss, grad = _loss_and_grad(fn, tr, batch)
         out.append((loss, grad, {k: v[-1] for k, v in tr._metrics["train"].items()}))
     (l_t, g_t, m_t), (l_r, g_r, m_r) = out
@@ -323,7 +304,7 @@ def _vllm_like_batch(tr, dataset, mode, clip_min, clip_max, seed):
         vllm_importance_sampling_clip_max=clip_max,
     )
     try:
-        with _options(tr, **opts):
+        with loss_options(tr, **opts):
             batch = _batch(tr, dataset)
     finally:
         del tr._generate
@@ -502,7 +483,7 @@ def test_adaptive_entropy_controller_equals_trl(offpolicy):
         entropy_coef_delta=0.01,
     )
     for fn in (GRPOTrainer._compute_loss, R1GRPOTrainer._compute_loss):
-        with _options(tr, **opts, _last_world_entropy=1.0, _entropy_window_stats=None):
+        with loss_options(tr, **opts, _last_world_entropy=1.0, _entropy_window_stats=None):
             steps = []
             for sync in (False, True):
                 gs._set_sync_gradients(sync)

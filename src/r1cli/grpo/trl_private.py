@@ -198,6 +198,26 @@ def generation_model(trainer: Any) -> Iterator[Any]:
         yield unwrapped_model
 
 
+# the loss options TRL 1.16's `_compute_loss` reads from `args`; it reads the others from the trainer itself
+LOSS_OPTIONS_ON_ARGS = ("delta", "use_bias_correction_kl", "entropy_target", "entropy_coef_delta")
+
+
+@contextlib.contextmanager
+def loss_options(trainer: Any, **opts: Any) -> Iterator[None]:
+    """Set loss options where TRL's `_compute_loss` reads them and put the previous values back afterwards (the
+    tests and `bench/grpo_step.py` run r1cli's and TRL's loss under the same options)."""
+    saved = []
+    for k, v in opts.items():
+        owner = trainer.args if k in LOSS_OPTIONS_ON_ARGS else trainer
+        saved.append((owner, k, getattr(owner, k)))
+        setattr(owner, k, v)
+    try:
+        yield
+    finally:
+        for owner, k, v in reversed(saved):
+            setattr(owner, k, v)
+
+
 def grpo_loss_options(trainer: Any) -> dict[str, Any]:
     """TRL's loss options, read where TRL 1.16's `_compute_loss` reads them (trainer or args), under the keyword
     names of `r1cli.grpo.loss.grpo_loss`."""
