@@ -146,6 +146,26 @@ def no_download_counter() -> None:
 
 
 @contextlib.contextmanager
+def no_weight_bars() -> Iterator[None]:
+    """transformers' own bars ("Loading weights", "Writing model shards": one per load and per checkpoint) kept off
+    stderr while a stage runs; r1's lines say what was loaded and saved. Only transformers' bars: the trainer's
+    step bar and huggingface_hub's download bars are other tqdm objects and stay. Older transformers without
+    `set_tqdm_hook`: unchanged."""
+    import importlib
+
+    tlog = importlib.import_module("transformers.utils.logging")
+    hook = getattr(tlog, "set_tqdm_hook", None)
+    if hook is None:
+        yield
+        return
+    hook(lambda _factory, args, kwargs: tlog.EmptyTqdm(*args, **kwargs))
+    try:
+        yield
+    finally:
+        hook(None)
+
+
+@contextlib.contextmanager
 def quiet_hf_library(lib: str) -> Iterator[None]:
     """transformers' or datasets' progress bars and log records kept off stderr for a block (a load that fails
     becomes one r1 error line; one that succeeds is reported by r1's own line). Both share one logging API."""

@@ -239,6 +239,7 @@ def execute(stage: str, module: Any, cfg: Any, kind: str, *, resume: bool, overw
     from r1cli.console import emit_json, log
     from r1cli.errors import ConfigError, InputArtifactError, UsageError
     from r1cli.runs import RunDir, end_processes
+    from r1cli.thirdparty import no_weight_bars
 
     try:
         run = RunDir.prepare(cfg.output, stage, kind, overwrite=overwrite, resume=resume)
@@ -246,7 +247,8 @@ def execute(stage: str, module: Any, cfg: Any, kind: str, *, resume: bool, overw
             run.write_config(cfg)
             # stdout carries results only: trainers' own prints (TRL/transformers log dicts) go to stderr
             try:
-                with contextlib.redirect_stdout(sys.stderr):
+                bars = contextlib.nullcontext() if stage == "data" else no_weight_bars()  # data: no transformers
+                with contextlib.redirect_stdout(sys.stderr), bars:
                     result = module.run(cfg, run) or {}
             except (ConfigError, UsageError, InputArtifactError):
                 # a config or input error: nothing was produced, so a folder this command created goes again
