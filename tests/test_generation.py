@@ -118,6 +118,34 @@ def test_samples_depend_on_seed_and_prompt_not_on_batching(tiny):
     assert all(len({s.text for s in row}) > 1 for row in a)
 
 
+def test_default_batch_size_is_fixed_by_model_and_request_not_free_memory(tiny, monkeypatch):
+    """Issue 17: `batch_size=None` must not follow the free memory (it changes with the page cache and the other
+    processes): the default is a function of the model and the request; free memory only caps it when short, with
+    a warning and a record in the manifest's runtime."""
+    import r1cli.generation as g
+    from r1cli.runs.folder import runtime_facts
+
+    model, tok = tiny
+    monkeypatch.setattr(g, "MEMORY_CAPS", [])
+    per_row = g.kv_bytes_per_row(model, 100)
+    rows = {}
+    for free in (1 << 40, 8 << 30, 2 * g.MAX_ROWS["cpu"] * per_row):
+        monkeypatch.setattr(g, "_available_ram", lambda free=free: free)
+        rows[free] = g.default_batch_size(model, 100)
+    assert set(rows.values()) == {g.MAX_ROWS["cpu"]} and g.MEMORY_CAPS == []
+    assert "generation_memory_caps" not in runtime_facts()
+    monkeypatch.setattr(g, "_available_ram", lambda: 2 * 300 * per_row)  # room for 300 rows only
+    assert g.default_batch_size(model, 100) == 300 == g.default_batch_size(model, 100)
+    assert [{"rows": g.MAX_ROWS["cpu"], "used": 300, "free_bytes": 600 * per_row, "calls": 2}] == g.MEMORY_CAPS
+    assert runtime_facts()["generation_memory_caps"] == g.MEMORY_CAPS
+    # a model whose rows do not all fit the fixed budget (a bigger one, longer requests): fewer rows, still the same
+    # whatever the free memory
+    monkeypatch.setattr(g, "CPU_KV_BUDGET", 100 * per_row)
+    for free in (1 << 40, 8 << 30):
+        monkeypatch.setattr(g, "_available_ram", lambda free=free: free)
+        assert g.default_batch_size(model, 100) == 100
+
+
 def test_repeated_prompt_gets_fresh_samples(tiny):
     from r1cli.generation import generate
 

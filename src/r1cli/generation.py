@@ -33,8 +33,12 @@ throughput:
   strings are checked only on rows whose new token can end one (its text contains a stop string's last
   character), so they cost no per-step Python work on the other rows.
 
-`batch_size=None` picks as many rows as the KV cache allows in a memory budget (a quarter of free RAM, capped at
-512 rows on CPU; half the free GPU memory on CUDA).
+`batch_size=None` picks the rows whose KV cache fits a fixed budget (4 GiB, at most 512 rows on CPU; half the
+GPU's total memory, at most 4096 rows on CUDA): a function of the model, the longest prompt and `max_new_tokens`,
+never of the memory that happens to be free (it changes with the page cache and other processes). Free memory is
+only a safety cap: when half of it cannot hold that many rows, fewer rows decode at once, a warning says so and
+`MEMORY_CAPS` keeps the event, which the run's manifest records (`runtime.generation_memory_caps`). Samples did not
+depend on the batch size where measured (docs/design-notes.md), but a fixed default does not rely on that.
 
 The `vllm` backend (optional extra, GPU only) hands the same request (token ids, n, temperature, top-k/p, min-p,
 stops, log-probs) to `vllm.LLM.generate`; asking for it without vllm or without a GPU raises a `StageError` that
@@ -121,7 +125,7 @@ def generate(
 
     Returns `out[i][j]`: sample j of prompt i. `on_prompt_done(i, samples)` is called as soon as all n samples of
     prompt i are finished (prompts finish roughly in order), e.g. to append them to a resumable log.
-    `batch_size` = rows decoded at once (None: as many as memory allows). `share_prefill` prefills identical
+    `batch_size` = rows decoded at once (None: `default_batch_size`, fixed by the model and the request). `share_prefill` prefills identical
     prompts once for all their samples; `prefill_tokens` caps the padded prompt tokens of one prefill forward.
     `top_k` (0 = off) and `min_p` (0 = off) filter as transformers' warpers do. `logprobs` fills
     `Sample.logprobs`. `eos_ids` replaces the EOS ids read from the tokenizer and generation config. `lean_decode`
@@ -317,8 +321,16 @@ def _cache_kwarg(model: Any) -> str:
     return "cache" if _accepts(model, "cache") else "past_key_values"
 
 
-def auto_batch_size(model: Any, max_len: int) -> int:
-    """Rows whose KV cache of `max_len` tokens fits the memory budget (see module docstring)."""
+# the default batch (see the module docstring): a fixed KV-cache budget and row cap per device type
+CPU_KV_BUDGET = 4 << 30
+MAX_ROWS = {"cpu": 512, "cuda": 4096}
+# defaults this process cut to fit free memory: {rows, used, free_bytes (first time), calls}; `r1cli.runs.folder.runtime_facts` reads it
+MEMORY_CAPS: list[dict[str, int]] = []
+
+
+def kv_bytes_per_row(model: Any, max_len: int) -> int:
+    """Estimated memory of one decoding row holding `max_len` tokens: keys and values, plus ~50% for the copies made
+    while compacting/merging and per-row activations."""
     import torch
 
     cfg = model.config
@@ -329,14 +341,37 @@ def auto_batch_size(model: Any, max_len: int) -> int:
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
     param = next(model.parameters())
     elem = 4 if param.dtype == torch.float32 else 2
-    # keys + values, plus ~50% for the copies made while compacting/merging and per-row activations
-    per_row = 3 * layers * kv * head_dim * max(max_len, 1) * elem
-    if param.device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(param.device)
-        budget, cap = free // 2, 4096
+    return 3 * layers * kv * head_dim * max(max_len, 1) * elem
+
+
+def default_batch_size(model: Any, max_len: int) -> int:
+    """Rows decoded at once when `batch_size` is None (see the module docstring): the rows whose KV cache of
+    `max_len` tokens fits the device's fixed budget, cut (with a warning, kept in `MEMORY_CAPS`) only when half the
+    free memory cannot hold them."""
+    import torch
+
+    per_row = kv_bytes_per_row(model, max_len)
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        budget, cap = torch.cuda.get_device_properties(device).total_memory // 2, MAX_ROWS["cuda"]
+        free = torch.cuda.mem_get_info(device)[0]
     else:
-        budget, cap = _available_ram() // 4, 512
-    return int(max(1, min(cap, budget // per_row)))
+        budget, cap = CPU_KV_BUDGET, MAX_ROWS["cpu"]
+        free = _available_ram()
+    rows = int(max(1, min(cap, budget // per_row)))
+    fit = int(max(1, (free // 2) // per_row))
+    if fit < rows:
+        seen = next((e for e in MEMORY_CAPS if e["rows"] == rows and e["used"] == fit), None)
+        if seen is None:
+            from r1cli.console import log
+
+            log(f"[yellow]warning[/]: only {free / 2**30:.1f} GiB free: decoding {fit} rows at once instead of "
+                f"{rows} (recorded in the manifest; samples may round differently; set batch_size to pin it)")
+            MEMORY_CAPS.append({"rows": rows, "used": fit, "free_bytes": int(free), "calls": 1})
+        else:
+            seen["calls"] += 1
+        rows = fit
+    return rows
 
 
 def _available_ram() -> int:
@@ -738,7 +773,7 @@ class _HFEngine:
         queue = [(i, j) for i in range(len(prompts)) for j in range(n)]
         keys = {(i, j): row_key(self.seed, names[i], occ[i], j) for i, j in queue}
         if batch_size is None:
-            batch_size = auto_batch_size(self.model, max(len(s) for s in prompt_ids) + self.max_new)
+            batch_size = default_batch_size(self.model, max(len(s) for s in prompt_ids) + self.max_new)
         cap = max(1, int(batch_size))
         refill_at = max(1, cap // 4)
         results: list[list[Sample | None]] = [[None] * n for _ in prompts]

@@ -68,7 +68,7 @@ class DistillConfig(SFTStageConfig):
         default="hf", metadata={"help": "Engine for a local teacher: hf (r1cli's engine) or vllm (GPU, optional)."}
     )
     teacher_batch_size: Optional[int] = field(
-        default=None, metadata={"help": "Rows the local teacher decodes at once (null: as memory allows)."}
+        default=None, metadata={"help": "Rows the local teacher decodes at once (null: the engine's fixed default, r1cli.generation.default_batch_size)."}
     )
     teacher_model_name: Optional[str] = field(
         default=None,

@@ -34,7 +34,7 @@ class EvalConfig(Rendering, ModelArgs):
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling (paper: 0.95)."})
     max_new_tokens: int = field(default=1024, metadata={"help": "Generation budget per completion."})
     batch_size: Optional[int] = field(
-        default=None, metadata={"help": "Rows decoded at once; null = as many as memory allows."}
+        default=None, metadata={"help": "Rows decoded at once; null = the engine's fixed default (r1cli.generation.default_batch_size)."}
     )
     backend: Literal["hf", "vllm"] = field(default="hf", metadata={"help": "Generation backend."})
     oracle: bool = field(default=False, metadata={"help": "Grade the reference solutions instead of a model."})
