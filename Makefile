@@ -10,11 +10,14 @@ SEED ?= 0
 PRESET ?= tiny
 EVAL_N ?= 1000
 RL_STEPS ?= 40
-RS_PROMPTS ?= 256
+# RL after the cold start: 3e-5 (validation, from the 3-epoch cold start: 58.8% vs 51.8% at 1e-4, the R1-Zero LR)
+RL_LR ?= 3e-5
+RS_PROMPTS ?= 2048
+RS_N ?= 4
 RM_PAIRS ?= 1000
 ALIGN_STEPS ?= 30
 DISTILL_PROMPTS ?= 2000
-SFT_EPOCHS ?= 3
+SFT_EPOCHS ?= 2
 
 .PHONY: install test reliability quality demo demo-smollm2 base data eval-base coldstart eval-coldstart rl eval-rl reject-sample sft eval-sft \
 	reward-model align eval-align distill eval-distill table rl-zero finding-r1zero finding-coldstart \
@@ -75,13 +78,14 @@ eval-coldstart: install
 	$(EVAL) --model $(RUN)/coldstart --output $(RUN)/eval/coldstart
 
 rl: install
-	$(R1X) rl --recipe recipes/tiny/rl.yaml --model $(RUN)/coldstart --seed $(SEED) --set max_steps=$(RL_STEPS) --output $(RUN)/rl --overwrite
+	$(R1X) rl --recipe recipes/tiny/rl.yaml --model $(RUN)/coldstart --seed $(SEED) --set max_steps=$(RL_STEPS) \
+	  --set learning_rate=$(RL_LR) --output $(RUN)/rl --overwrite
 
 eval-rl: install
 	$(EVAL) --model $(RUN)/rl --output $(RUN)/eval/rl
 
 reject-sample: install
-	$(R1X) reject-sample --recipe recipes/tiny/reject_sample.yaml --model $(RUN)/rl --set num_prompts=$(RS_PROMPTS) --seed $(SEED) --output $(RUN)/reject --overwrite
+	$(R1X) reject-sample --recipe recipes/tiny/reject_sample.yaml --model $(RUN)/rl --set num_prompts=$(RS_PROMPTS) --set n=$(RS_N) --seed $(SEED) --output $(RUN)/reject --overwrite
 
 # R1 retrains the base on the rejection-sampled data (paper 2.3.3): the SFT stage is `r1 coldstart` on that dataset.
 sft: install
