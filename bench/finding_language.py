@@ -272,6 +272,13 @@ def write_md(base: dict[str, Any] | None, figs: dict[str, dict[int, dict[str, An
         lines += ["| forced version | accuracy | mean length |", "|---|---|---|"]
         for k, v in forced.items():
             lines.append(f"| {k} | {_pct(v['accuracy'], v.get('stderr'))} | {v['mean_length']:.1f} |")
+        for st in ("detailed", "terse"):
+            en, mx = forced.get(st), forced.get(f"{st}_mixed")
+            if en and mx:
+                d = en["accuracy"] - mx["accuracy"]
+                se = math.hypot(en.get("stderr") or 0.0, mx.get("stderr") or 0.0)
+                lines.append(f"\n{st}: English minus mixed {100 * d:+.1f} ± {100 * se:.1f} points"
+                             + (" (within 2 SE: equally accurate)." if abs(d) <= 2 * se else " (more than 2 SE)."))
         lines += ["", f"Natural sampling at T=1: {_pct(rep['T1']['accuracy'], rep['T1'].get('stderr'))}, versions "
                   + ", ".join(f"{k} {_pct(v)}" for k, v in rep["T1"]["style_share"].items()) + ".", ""]
     lines += [
