@@ -329,6 +329,19 @@ def write_md(base: dict[str, Any] | None, figs: dict[str, dict[int, dict[str, An
             f"difference {100 * d:+.1f} ± {100 * se:.1f} points, {verdict}.",
             "",
         ]
+    while lines and not lines[-1]:
+        lines.pop()
+    for arm in ARMS:
+        cs = [c for c in summary.get("curves", {}).get(arm, {}).values() if c and len(c["step"]) >= 10]
+        if cs:
+            def ends(key: str, cs: list = cs) -> str:
+                first = sum(sum(c[key][:5]) / 5 for c in cs) / len(cs)
+                last = sum(sum(c[key][-5:]) / 5 for c in cs) / len(cs)
+                return f"{first:.3g} → {last:.3g}"
+
+            lines.append(f"- Training rollouts, {LABELS[arm]} (first 5 → last 5 steps, mean of {len(cs)} seeds): "
+                         f"accuracy {ends('accuracy')}, consistency {ends('consistency')}, length {ends('length')}.")
+    lines.append("")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -383,7 +396,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             summary[key] = w[m] - wo[m]
             summary[f"{key}_se"] = math.hypot(w[f"{m}_se"], wo[f"{m}_se"])
     png = write_png(base, figs, summ, curves, out / "finding_language.png")
-    md = write_md(base, figs, summ, summary, out / "finding_language.md")
+    md = write_md(base, figs, summ, {**summary, "curves": curves}, out / "finding_language.md")
     keep = ("pass@1", "pass@1_se", "mixing_rate", "mixing_rate_se", "detailed_share", "mean_consistency",
             "mixing_by_style", "cell_accuracy", "mean_length")
     line = {"finding": "language_consistency", **{k: v for k, v in summary.items() if k != "base_report"},
