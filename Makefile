@@ -185,18 +185,22 @@ finding-distill: install
 	$(BIN)/python bench/findings.py distill --distill $(RUN)/distill_student --rl $(RUN)/rl_student --eval-student $(RUN)/eval/base \
 	  --eval-distill $(RUN)/eval/distill_student --eval-rl $(RUN)/eval/rl_student --out $(RUN)/findings
 
-# (c) language consistency reward on a base whose step-by-step style comes in English and English/Chinese-mixed
-# versions (preset tiny-mix; see bench/finding_language.py). Its own run folder: LANG_RUN.
+# (c) language consistency reward on the tiny-lang base, where mixing is a choice apart from the solution style:
+# 30% of its pretraining rows, of both styles, open with the Chinese line 嗯 before the style head (arith's
+# mixed_marker). Two RL arms (without / with the reward), LANG_SEEDS each, equal steps; test-split evals of the base
+# and every arm; bench/finding_language.py reads the run folders (see it). Its own run folder: LANG_RUN.
 LANG_RUN ?= $(RUN)/lang
+LANG_SEEDS ?= 0 1
 LANG_EVAL = $(R1X) eval --recipe recipes/tiny/findings/language_eval.yaml --overwrite
 finding-language: install
 	mkdir -p $(LANG_RUN)
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m r1cli.tinybase --preset tiny-mix --seed $(SEED) --out $(LANG_RUN)/base --n 1000 > $(LANG_RUN)/base_report.json
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m r1cli.tinybase --preset tiny-lang --seed $(SEED) --out $(LANG_RUN)/base --n 1000 > $(LANG_RUN)/base_report.json
 	$(LANG_EVAL) --model $(LANG_RUN)/base --output $(LANG_RUN)/eval_base
-	$(R1X) rl --recipe recipes/tiny/findings/language_rl_without.yaml --model $(LANG_RUN)/base --output $(LANG_RUN)/rl_without --overwrite
-	$(R1X) rl --recipe recipes/tiny/findings/language_rl_with.yaml --model $(LANG_RUN)/base --output $(LANG_RUN)/rl_with --overwrite
-	$(LANG_EVAL) --model $(LANG_RUN)/rl_without --output $(LANG_RUN)/eval_without
-	$(LANG_EVAL) --model $(LANG_RUN)/rl_with --output $(LANG_RUN)/eval_with
+	set -e; for s in $(LANG_SEEDS); do for arm in without with; do \
+	  $(R1X) rl --recipe recipes/tiny/findings/language_rl_$$arm.yaml --model $(LANG_RUN)/base --seed $$s \
+	    --output $(LANG_RUN)/rl_$${arm}_s$$s --overwrite; \
+	  $(LANG_EVAL) --model $(LANG_RUN)/rl_$${arm}_s$$s --output $(LANG_RUN)/eval_$${arm}_s$$s; \
+	done; done
 	$(BIN)/python bench/finding_language.py $(LANG_RUN)
 
 findings: rl-zero finding-r1zero finding-coldstart finding-distill finding-language

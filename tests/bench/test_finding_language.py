@@ -106,9 +106,53 @@ def _load_bench():
     return mod
 
 
+def test_mixed_marker_versions_are_opt_in_separable_and_solve_the_problem():
+    plain, marked = get_task("arith"), get_task("arith", mixed_marker=True)
+    assert marked.styles == ("detailed", "terse", "detailed_mixed", "terse_mixed")
+    assert get_task("arith", mixed_style=True, mixed_marker=True).styles[2:] == ("mixed", "detailed_mixed", "terse_mixed")
+    with pytest.raises(ConfigError):
+        plain.solution(plain.generate("test", 1)[0], style="terse_mixed")
+    from r1cli.prompts import extract_answer_tag
+
+    lc = get_reward("language_consistency", **LC_PARAMS)
+    for row in marked.generate("test", 30, seed=4):
+        sols = {s: marked.solution(row, style=s) for s in marked.styles}
+        for s in ("detailed", "terse"):
+            assert sols[s] == plain.solution(row, style=s)
+            # the mixed version is the English one with the opening line 嗯: the work after it is identical
+            assert sols[f"{s}_mixed"] == sols[s].replace("<think>\n", "<think>\n嗯\n", 1)
+        for s, text in sols.items():
+            assert marked.style_of(text) == s and text.startswith(marked.style_prefix(s))
+            assert marked.verify(row, extract_answer_tag(text))
+        assert lc(list(sols.values())) == [1.0, 1.0, 0.75, 0.75]
+    # the language choice is its own first token: no mixed version shares it with an English head
+    tok = tb.train_tokenizer([marked.solution(r, style=s) for r in marked.generate("train", 200, seed=1)
+                              for s in marked.styles], 320)
+    first = {s: tok(marked.style_prefix(s), add_special_tokens=False)["input_ids"] for s in marked.styles}
+    think = len(tok("<think>\n", add_special_tokens=False)["input_ids"])
+    heads = {s: ids[think] for s, ids in first.items()}
+    assert heads["detailed_mixed"] == heads["terse_mixed"] not in (heads["detailed"], heads["terse"])
+
+
+def test_tiny_lang_corpus_mixes_both_styles_and_keeps_the_style_choices():
+    n = 2000
+    lang = dataclasses.replace(tb.preset_config("tiny-lang"), train_steps=60)
+    plain = dataclasses.replace(tb.preset_config("tiny"), train_steps=60)
+    assert lang.key(0) != tb.preset_config("tiny").key(0) and lang.fields()["mixed_share"] == 0.3
+    task = get_task("arith", mixed_marker=True)
+    rows, ref = tb.corpus_rows(lang, n, 0), tb.corpus_rows(plain, n, 0)
+    styles = [task.style_of(c) for _, c in rows]
+    for (q1, c1), (q2, c2), s in zip(rows, ref, styles, strict=True):
+        assert q1 == q2 and task.style_of(c2) == s.removesuffix("_mixed")  # the tiny style choice, row by row
+        assert c1 == (c2 if s in ("detailed", "terse") else c2.replace("<think>\n", "<think>\n嗯\n", 1))
+    for s in ("detailed", "terse"):
+        share = styles.count(f"{s}_mixed") / (styles.count(s) + styles.count(f"{s}_mixed"))
+        assert 0.24 < share < 0.36, (s, share)
+
+
 def _fake_eval(folder: Path, mixed_share: float, acc: float, seed: int) -> None:
     """An eval run folder with samples.jsonl + results.json made of task solutions (k=2 per problem)."""
-    task = get_task("arith", mixed_style=True)
+    task = get_task("arith", mixed_marker=True)
     rng = random.Random(seed)
     folder.mkdir(parents=True)
     n_correct = 0
@@ -116,7 +160,7 @@ def _fake_eval(folder: Path, mixed_share: float, acc: float, seed: int) -> None:
         for i, row in enumerate(task.generate("test", 20, seed=0)):
             samples = []
             for j in range(2):
-                style = "mixed" if (2 * i + j) < mixed_share * 40 else rng.choice(["detailed", "terse"])
+                style = ("detailed" if j == 0 else "terse") + ("_mixed" if (2 * i + j) < mixed_share * 40 else "")
                 ok = rng.random() < acc
                 n_correct += ok
                 samples.append({"completion": task.solution(row, style), "correct": ok})
@@ -127,27 +171,32 @@ def _fake_eval(folder: Path, mixed_share: float, acc: float, seed: int) -> None:
 
 
 def test_bench_script_on_synthetic_runs(tmp_path, capsys):
-    for arm, share, acc in (("base", 0.25, 0.2), ("without", 0.5, 0.5), ("with", 0.0, 0.45)):
-        _fake_eval(tmp_path / f"eval_{arm}", share, acc, seed=len(arm))
-    for arm, w in (("without", 0.0), ("with", 1.0)):
-        d = tmp_path / f"rl_{arm}"
-        d.mkdir()
-        (d / "config.yaml").write_text(
-            "rewards:\n- {name: accuracy}\n"
-            f"- {{name: language_consistency, weight: {w}, params: {{language: en, languages: [en, zh]}}}}\n")
-        (d / "metrics.jsonl").write_text("".join(
-            json.dumps({"step": s, "rewards/accuracy/mean": 0.1 * s, "rewards/language_consistency/mean": 0.9,
-                        "completions/mean_length": 30}) + "\n" for s in (1, 2, 3)))
+    _fake_eval(tmp_path / "eval_base", 0.25, 0.2, seed=1)
+    for seed in (0, 1):
+        for arm, share, acc in (("without", 0.5, 0.5), ("with", 0.0, 0.45)):
+            _fake_eval(tmp_path / f"eval_{arm}_s{seed}", share, acc, seed=seed + len(arm))
+            d = tmp_path / f"rl_{arm}_s{seed}"
+            d.mkdir()
+            w = 1.0 if arm == "with" else 0.0
+            (d / "config.yaml").write_text(
+                "rewards:\n- {name: accuracy}\n"
+                f"- {{name: language_consistency, weight: {w}, params: {{language: en, languages: [en, zh]}}}}\n")
+            (d / "metrics.jsonl").write_text("".join(
+                json.dumps({"step": s, "rewards/accuracy/mean": 0.1 * s, "rewards/language_consistency/mean": 0.9,
+                            "completions/mean_length": 30}) + "\n" for s in (1, 2, 3)))
     line = _load_bench().main([str(tmp_path)])
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert printed["with"]["mixing_rate"] == line["with"]["mixing_rate"] == 0.0
-    assert printed["without"]["mixing_rate"] == pytest.approx(0.5)
+    assert printed["with"]["mean"]["mixing_rate"] == line["with"]["mean"]["mixing_rate"] == 0.0
+    assert printed["without"]["s1"]["mixing_rate"] == pytest.approx(0.5)
+    assert printed["without"]["s0"]["mixing_by_style"] == {"detailed": 0.5, "terse": 0.5}
     assert printed["base"]["mixing_rate"] == pytest.approx(0.25)
+    assert printed["base"]["detailed_share"] == 0.5
     assert printed["lc_weight"] == 1.0 and printed["lc_params"] == LC_PARAMS
-    assert printed["rl_steps"] == {"without": 3, "with": 3}
+    assert printed["seeds"] == [0, 1] and printed["rl_steps"] == {"without": [3], "with": [3]}
     png, md = tmp_path / "finding_language.png", tmp_path / "finding_language.md"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     note = md.read_text(encoding="utf-8")
-    res = json.loads((tmp_path / "eval_without" / "results.json").read_text())
-    assert f"{100 * res['benchmarks']['arith']['pass@1']:.1f}%" in note  # numbers are read from the runs
-    assert "50.0%" in note and "逐步" in note
+    for seed in (0, 1):  # numbers are read from the runs, every seed
+        res = json.loads((tmp_path / f"eval_without_s{seed}" / "results.json").read_text())
+        assert f"{100 * res['benchmarks']['arith']['pass@1']:.1f}%" in note
+    assert "50.0%" in note and "嗯" in note and "slight degradation" in note

@@ -23,6 +23,13 @@ changes): `mixed` ("Step by step 逐步:") is the detailed solution with Chinese
 work is the same as `detailed` and a base pretrained on both should solve equally well in either; only the
 language of the chain of thought differs (`language_consistency` with language "en" is 3/(5+2n) on it, 1 on
 `detailed` and `terse`).
+
+Opt-in mixed versions of both styles (`mixed_marker=True`; off by default): `detailed_mixed` and `terse_mixed` are
+`detailed` and `terse` with a Chinese opening line `嗯` ("hmm") before the style head; the rest is identical. The
+language choice is then its own first token, made before and apart from the style choice (the English versions
+start with the style head; no version shares its first token with a version of the other language), both styles
+can mix, and the work after the marker is the same, so each style's mixed version is as accurate as its English
+one. `language_consistency` (en) is 3/4 on both mixed versions (嗯 | Step by step, or 嗯 | All at once).
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ QUESTION = "What is the result?"
 LABELS = string.ascii_lowercase
 MIXED_HEAD = "Step by step 逐步:"  # the opt-in `mixed` style's first line (English and Chinese)
 MIXED_EQ = "得到"  # "gives": what a `mixed` step line writes instead of "="
+MIXED_MARKER = "嗯"  # the opt-in `<style>_mixed` versions' opening line ("hmm"), before the style head
+MARKED_STYLES = ("detailed_mixed", "terse_mixed")
 
 
 @dataclass
@@ -56,6 +65,11 @@ class ArithParams:
         metadata={"help": "Opt-in: add a third solution style `mixed`, the detailed one written with Chinese words "
                   "(head 'Step by step 逐步:', lines 'b: 7-3得到4'), for the language-mixing finding."},
     )
+    mixed_marker: bool = field(
+        default=False,
+        metadata={"help": "Opt-in: add styles `detailed_mixed` and `terse_mixed`, each English style with a Chinese "
+                  "opening line '嗯' before its head (a language choice apart from the style choice)."},
+    )
 
     def __post_init__(self) -> None:
         check(1 <= self.min_terms <= self.max_terms <= len(LABELS),
@@ -71,8 +85,13 @@ class ArithTask(Task):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
+        styles = ["detailed", "terse"]  # instance attribute below: the class default is untouched
         if self.params.mixed_style:
-            self.styles = ("detailed", "terse", "mixed")  # instance attribute: the class default is untouched
+            styles.append("mixed")
+        if self.params.mixed_marker:
+            styles.extend(MARKED_STYLES)
+        if len(styles) > 2:
+            self.styles = tuple(styles)
 
     def sample(self, rng: random.Random) -> dict[str, Any]:
         p: ArithParams = self.params
@@ -87,6 +106,9 @@ class ArithTask(Task):
 
     def solution(self, row: dict[str, Any], style: str = "detailed") -> str:
         self.check_style(style)
+        if style in MARKED_STYLES:
+            english = self.solution(row, style=style.removesuffix("_mixed"))
+            return english.replace("<think>\n", f"<think>\n{MIXED_MARKER}\n", 1)
         terms = row.get("terms") or parse_terms(row["prompt"])
         lines, t = [], 0
         if style in ("detailed", "mixed"):
@@ -100,10 +122,12 @@ class ArithTask(Task):
         return self.format_solution(style, lines, str(sum(terms)))
 
     def _head(self, style: str) -> str:
+        if style in MARKED_STYLES:
+            return f"{MIXED_MARKER}\n{STYLE_HEADS[style.removesuffix('_mixed')]}"
         return MIXED_HEAD if style == "mixed" else STYLE_HEADS[style]
 
     def style_of(self, completion: str) -> str | None:
-        """As `Task.style_of`, also knowing the opt-in `mixed` head."""
+        """As `Task.style_of`, also knowing the opt-in `mixed` and `<style>_mixed` heads."""
         head = completion.split("<think>", 1)[-1].lstrip("\n")
         for style in self.styles:
             if head.startswith(self._head(style)):

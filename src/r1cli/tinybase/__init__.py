@@ -33,7 +33,10 @@ Opt-in third style, for the language-mixing finding (preset `tiny-mix`; `mixed_s
 `mixed` style, e.g. `arith` with `mixed_style`): a share `mixed_share` of the detailed-style rows is written in
 the `mixed` version instead (the same steps with Chinese words, see `r1cli.tasks.arith`), drawn with a separate
 RNG, so the detailed/terse choice of every row is that of the same preset without it. With `mixed_share` = 0 (every
-other preset) the corpus, the tokenizer and the cache key are those of a build without the field.
+other preset) the corpus, the tokenizer and the cache key are those of a build without the field. With a task that
+has mixed versions of both styles (`arith` with `mixed_marker`: `detailed_mixed`, `terse_mixed`; preset
+`tiny-lang`), every row, of either style, is written in its style's mixed version with probability `mixed_share`
+instead, so the language choice is independent of the style choice (finding (c)).
 
 Departures from a real base: the corpus is one synthetic task, and the style prior is
 set by the corpus mix rather than learned from the web.

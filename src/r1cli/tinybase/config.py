@@ -98,6 +98,10 @@ PRESETS: dict[str, TinyBaseConfig] = {
     ),
     # the language-mixing finding: `tiny` with half of its detailed solutions written with Chinese words
     "tiny-mix": TinyBaseConfig(task_params=(("max_terms", 8), ("min_terms", 6), ("mixed_style", True)), mixed_share=0.5),
+    # finding (c) redone: `tiny` with 30% of its rows, of both styles, in their mixed version (arith's
+    # `mixed_marker`: a Chinese opening line before the style head), so mixing is a choice apart from the style
+    "tiny-lang": TinyBaseConfig(task_params=(("max_terms", 8), ("min_terms", 6), ("mixed_marker", True)),
+                                mixed_share=0.3),
 }
 
 

@@ -23,7 +23,9 @@ def corpus_rows(cfg: TinyBaseConfig, n: int, seed: int) -> list[tuple[str, str]]
     """`n` (question, completion) pairs from the task's train split, in training order (row i is used at step
     i // batch_size); each completion is in the detailed style with probability `detailed_share_at(step)`
     (tasks with one style always use it). With `mixed_share` > 0, a detailed row is written in the `mixed` style
-    with that probability (a separate RNG: the detailed/terse choices do not change)."""
+    with that probability (a separate RNG: the detailed/terse choices do not change); when the task has the
+    `<style>_mixed` versions (arith's `mixed_marker`), every row, of either style, is written in its style's mixed
+    version with that probability instead."""
     from r1cli.errors import ConfigError
     from r1cli.tasks import get_task
     from r1cli.tasks.base import PRETRAIN
@@ -31,15 +33,19 @@ def corpus_rows(cfg: TinyBaseConfig, n: int, seed: int) -> list[tuple[str, str]]
     task = get_task(cfg.task, **dict(cfg.task_params))
     rng = random.Random(f"r1cli:tinybase:styles:{seed}")
     mix_rng = random.Random(f"r1cli:tinybase:mixed:{seed}")
-    if cfg.mixed_share > 0 and "mixed" not in task.styles:
+    marked = "detailed_mixed" in task.styles and "terse_mixed" in task.styles
+    if cfg.mixed_share > 0 and "mixed" not in task.styles and not marked:
         raise ConfigError(f"mixed_share > 0 needs a task with a 'mixed' style; {cfg.task!r} has {task.styles}",
-                          hint="use task arith with task_params mixed_style: true, or mixed_share 0")
+                          hint="use task arith with task_params mixed_style or mixed_marker: true, or mixed_share 0")
     two = "terse" in task.styles and "detailed" in task.styles
     out = []
     for i, row in enumerate(task.generate(PRETRAIN, n, seed=seed, unique=False)):
         if two:
             style = "detailed" if rng.random() < detailed_share_at(i // cfg.batch_size, cfg) else "terse"
-            if style == "detailed" and cfg.mixed_share > 0 and mix_rng.random() < cfg.mixed_share:
+            if marked and cfg.mixed_share > 0:
+                if mix_rng.random() < cfg.mixed_share:
+                    style = f"{style}_mixed"
+            elif style == "detailed" and cfg.mixed_share > 0 and mix_rng.random() < cfg.mixed_share:
                 style = "mixed"
         else:
             style = task.styles[0]
