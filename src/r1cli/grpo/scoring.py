@@ -225,9 +225,11 @@ def shared_prefix_logps(
         c_ids = comp_ids[idx, :cb]
         c_mask = torch.cat([u_mask[u_of], comp_mask[idx, :cb]], dim=1)
         c_pos = next_pos[u_of, None] + torch.arange(cb, device=idx.device)[None, :]
+        # index_select, not k[u_of]: its backward sums the G copies' gradients in a fixed order; advanced
+        # indexing's parallel accumulate did not (two identical runs drifted apart on 2 threads)
         bucket_cache = DynamicCache(config=config)
         for layer_idx, (k, v) in enumerate(kv):
-            bucket_cache.update(k[u_of], v[u_of], layer_idx)
+            bucket_cache.update(k.index_select(0, u_of), v.index_select(0, u_of), layer_idx)
         with accelerator.autocast():
             out = model(
                 input_ids=c_ids,
@@ -236,7 +238,7 @@ def shared_prefix_logps(
                 use_cache=True,
                 **{cache_arg: bucket_cache},
             )
-        logits = torch.cat([first_logits[u_of, None, :], out.logits[:, : cb - 1, :]], dim=1).float()
+        logits = torch.cat([first_logits.index_select(0, u_of)[:, None, :], out.logits[:, : cb - 1, :]], dim=1).float()
         logits = logits / options.temperature
         logp_all = torch.log_softmax(logits, dim=-1)
         lp = logp_all.gather(-1, c_ids[..., None]).squeeze(-1)
