@@ -16,8 +16,9 @@ Manifest schema (version 1):
     schema_version, kind ("dataset" | "model" | "eval"), stage, r1cli_version, git_sha, created_at, status,
     config, inputs [{name, path, kind, content_hash}], outputs {relpath: sha256}, content_hash,
     data {rows, columns} (datasets), metrics {...}, timings {...},
-    runtime {cpu_count, torch_threads, world_size, device, env, generation_memory_caps?} (what a result may depend on besides the seed and
-    the config: float reductions differ with the thread count, so a rerun is bit-identical only under the same)
+    runtime {cpu_count, torch_threads, world_size, device, env, generation_memory_caps?} (what a result may depend
+    on besides the seed and the config: float reductions differ with the thread count, so a rerun is bit-identical
+    only under the same)
 """
 
 from __future__ import annotations
@@ -383,9 +384,9 @@ class RunDir:
 def runtime_facts() -> dict[str, Any]:
     """The hardware and threading a stage ran under (torch's only when the stage imported it: never imported here).
 
-    Recorded, not fixed from the config: the torch thread count changes trained weights by float rounding (SFT on
-    1 vs 2 threads: max |dw| 4e-6 after 13 steps; sampling was identical, issue 17), and pinning it would cost
-    throughput on every machine. To reproduce a run bit for bit, run it with the same `OMP_NUM_THREADS` (and
+    Recorded, not fixed from the config: the torch thread count changes trained weights by float rounding
+    (measured in docs/design-notes.md, "Reproducible by seed"), and pinning it would cost throughput on every
+    machine. To reproduce a run bit for bit, run it with the same `OMP_NUM_THREADS` (and
     device). `generation_memory_caps` appears only when the sampling engine had to decode fewer rows than its
     fixed default because free memory was short (`r1cli.generation.default_batch_size`)."""
     import sys
